@@ -15,4 +15,4 @@ pub mod reject;
 pub use identifier::{
     E164Phone, EmailForm, IdentifierKind, NormalizedEmail, PhoneFormat, Region, Sha256Digest,
 };
-pub use reject::RejectReason;
+pub use reject::{RejectCounts, RejectReason};

@@ -182,6 +182,44 @@ impl fmt::Display for RejectReason {
 
 impl std::error::Error for RejectReason {}
 
+/// Counts of refusals by reason: the part of every job's result that says what was refused.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RejectCounts(std::collections::BTreeMap<RejectReason, u64>);
+
+impl RejectCounts {
+    /// Counts one refusal.
+    pub fn add(&mut self, reason: RejectReason) {
+        *self.0.entry(reason).or_default() += 1;
+    }
+
+    /// Adds every count of `other`.
+    pub fn merge(&mut self, other: &RejectCounts) {
+        for (&reason, &count) in &other.0 {
+            *self.0.entry(reason).or_default() += count;
+        }
+    }
+
+    /// The count for one reason.
+    pub fn count(&self, reason: RejectReason) -> u64 {
+        self.0.get(&reason).copied().unwrap_or(0)
+    }
+
+    /// All refusals.
+    pub fn total(&self) -> u64 {
+        self.0.values().sum()
+    }
+
+    /// Whether nothing was refused.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Reasons with a non-zero count, in the order of [`RejectReason::ALL`].
+    pub fn iter(&self) -> impl Iterator<Item = (RejectReason, u64)> + '_ {
+        self.0.iter().map(|(&reason, &count)| (reason, count))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,5 +242,25 @@ mod tests {
             );
         }
         assert_eq!(RejectReason::from_code("nope"), None);
+    }
+
+    #[test]
+    fn counts_add_and_merge() {
+        let mut a = RejectCounts::default();
+        a.add(RejectReason::InvalidUtf8);
+        a.add(RejectReason::InvalidUtf8);
+        let mut b = RejectCounts::default();
+        b.add(RejectReason::EmailMissingAt);
+        b.add(RejectReason::InvalidUtf8);
+        a.merge(&b);
+        assert_eq!(a.count(RejectReason::InvalidUtf8), 3);
+        assert_eq!(a.count(RejectReason::EmailMissingAt), 1);
+        assert_eq!(a.count(RejectReason::NoIdentifier), 0);
+        assert_eq!(a.total(), 4);
+        let order: Vec<_> = a.iter().map(|(r, _)| r).collect();
+        assert_eq!(
+            order,
+            [RejectReason::EmailMissingAt, RejectReason::InvalidUtf8]
+        );
     }
 }

@@ -47,12 +47,23 @@ impl NormalizedEmail {
         if value.len() > MAX_LEN {
             return Err(RejectReason::EmailTooLong);
         }
-        if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        let bad_char = if value.is_ascii() {
+            // The common case, checked byte by byte.
+            value
+                .bytes()
+                .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+        } else {
+            value.chars().any(|c| c.is_whitespace() || c.is_control())
+        };
+        if bad_char {
             return Err(RejectReason::EmailContainsWhitespace);
         }
-        let mut ats = value.match_indices('@').map(|(i, _)| i);
-        let at = ats.next().ok_or(RejectReason::EmailMissingAt)?;
-        if ats.next().is_some() {
+        let bytes = value.as_bytes();
+        let at = bytes
+            .iter()
+            .position(|&b| b == b'@')
+            .ok_or(RejectReason::EmailMissingAt)?;
+        if bytes[at + 1..].contains(&b'@') {
             return Err(RejectReason::EmailMultipleAt);
         }
         if at == 0 {
@@ -128,26 +139,32 @@ impl fmt::Debug for NormalizedEmail {
 }
 
 fn plausible_domain(domain: &str) -> bool {
-    let mut labels = domain.split('.');
-    let Some(last) = labels.next_back() else {
+    // At least one dot, and no empty label (no leading, trailing or doubled dot).
+    let Some((_, tld)) = domain.rsplit_once('.') else {
         return false;
     };
-    // At least one dot: `split` yields one label for a dotless domain.
-    if !domain.contains('.') {
-        return false;
-    }
-    let tld_ok = last.chars().count() >= 2 && !last.bytes().all(|b| b.is_ascii_digit());
-    tld_ok && labels.all(|label| !label.is_empty()) && label_chars_ok(domain)
-}
-
-fn label_chars_ok(domain: &str) -> bool {
+    let labels_ok = !domain.starts_with('.') && !domain.contains("..");
+    let tld_ok = tld.chars().nth(1).is_some() && !tld.bytes().all(|b| b.is_ascii_digit());
     // Characters that can never appear in a host name, even an internationalized one.
-    !domain.chars().any(|c| {
+    let chars_ok = !domain.bytes().any(|b| {
         matches!(
-            c,
-            '(' | ')' | '<' | '>' | ',' | ';' | ':' | '\\' | '"' | '[' | ']' | '/' | '!' | '#'
+            b,
+            b'(' | b')'
+                | b'<'
+                | b'>'
+                | b','
+                | b';'
+                | b':'
+                | b'\\'
+                | b'"'
+                | b'['
+                | b']'
+                | b'/'
+                | b'!'
+                | b'#'
         )
-    })
+    });
+    labels_ok && tld_ok && chars_ok
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ mod digest;
 mod email;
 mod phone;
 
-pub use digest::Sha256Digest;
+pub use digest::{Sha256Digest, Sha256Hex};
 pub use email::NormalizedEmail;
 pub use phone::{E164Phone, Region};
 
