@@ -143,28 +143,34 @@ fn plausible_domain(domain: &str) -> bool {
     let Some((_, tld)) = domain.rsplit_once('.') else {
         return false;
     };
-    let labels_ok = !domain.starts_with('.') && !domain.contains("..");
     let tld_ok = tld.chars().nth(1).is_some() && !tld.bytes().all(|b| b.is_ascii_digit());
-    // Characters that can never appear in a host name, even an internationalized one.
-    let chars_ok = !domain.bytes().any(|b| {
-        matches!(
-            b,
-            b'(' | b')'
-                | b'<'
-                | b'>'
-                | b','
-                | b';'
-                | b':'
-                | b'\\'
-                | b'"'
-                | b'['
-                | b']'
-                | b'/'
-                | b'!'
-                | b'#'
-        )
+    let mut previous = b'.';
+    let labels_and_chars_ok = domain.bytes().all(|b| {
+        let ok = !(b == b'.' && previous == b'.') && !forbidden_in_host(b);
+        previous = b;
+        ok
     });
-    labels_ok && tld_ok && chars_ok
+    tld_ok && labels_and_chars_ok
+}
+
+/// Characters that can never appear in a host name, even an internationalized one.
+fn forbidden_in_host(b: u8) -> bool {
+    matches!(
+        b,
+        b'(' | b')'
+            | b'<'
+            | b'>'
+            | b','
+            | b';'
+            | b':'
+            | b'\\'
+            | b'"'
+            | b'['
+            | b']'
+            | b'/'
+            | b'!'
+            | b'#'
+    )
 }
 
 #[cfg(test)]
