@@ -146,7 +146,8 @@ fn plausible_domain(domain: &str) -> bool {
     let tld_ok = tld.chars().nth(1).is_some() && !tld.bytes().all(|b| b.is_ascii_digit());
     let mut previous = b'.';
     let labels_and_chars_ok = domain.bytes().all(|b| {
-        let ok = !(b == b'.' && previous == b'.') && !forbidden_in_host(b);
+        let doubled_dot = b == b'.' && previous == b'.';
+        let ok = !(doubled_dot || forbidden_in_host(b));
         previous = b;
         ok
     });
