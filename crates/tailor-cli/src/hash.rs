@@ -219,9 +219,11 @@ impl<R: Read> Read for Counting<R> {
     }
 }
 
-/// Standard output, or a file written under a temporary name until it is complete.
+/// Where an output goes: standard output; a device or pipe written in place (`/dev/null`, a
+/// FIFO); or a regular file written under a temporary name and renamed when complete.
 enum Output {
     Stdout,
+    InPlace(PathBuf),
     File { partial: PathBuf, path: PathBuf },
 }
 
@@ -230,21 +232,35 @@ impl Output {
         if is_stdio(path) {
             return Self::Stdout;
         }
-        let mut partial = path.as_os_str().to_owned();
-        partial.push(".partial");
-        Self::File {
-            partial: partial.into(),
-            path: path.to_owned(),
+        match std::fs::metadata(path) {
+            // Renaming over a device or a pipe would replace it with a regular file.
+            Ok(meta) if !meta.is_file() => Self::InPlace(path.to_owned()),
+            _ => {
+                // Rename onto the file a symbolic link points to, not over the link.
+                let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+                let mut partial = path.as_os_str().to_owned();
+                partial.push(".partial");
+                Self::File {
+                    partial: partial.into(),
+                    path,
+                }
+            }
         }
     }
 
     fn writer(&self) -> Result<Box<dyn Write + Send>> {
+        let create = |target: &Path, shown: &Path| {
+            File::create(target).with_context(|| format!("cannot create {}", shown.display()))
+        };
         Ok(match self {
             Self::Stdout => Box::new(io::stdout()),
-            Self::File { partial, path } => Box::new(
-                File::create(partial)
-                    .with_context(|| format!("cannot create {}", path.display()))?,
+            Self::InPlace(path) => Box::new(
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(path)
+                    .with_context(|| format!("cannot open {}", path.display()))?,
             ),
+            Self::File { partial, path } => Box::new(create(partial, path)?),
         })
     }
 

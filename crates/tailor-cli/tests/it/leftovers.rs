@@ -98,3 +98,53 @@ fn a_successful_run_leaves_no_partial_file() {
     let rejects = std::fs::read_to_string(&rejects).unwrap();
     assert_eq!(rejects, "line,column,reason\n3,email,email_missing_at\n");
 }
+
+#[test]
+fn a_pipe_as_output_is_written_in_place_and_stays_a_pipe() {
+    use std::io::Read;
+    use std::os::unix::fs::FileTypeExt;
+
+    let dir = Scratch::new("fifo");
+    let fifo = dir.path("out.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            std::fs::File::open(fifo)
+                .unwrap()
+                .read_to_string(&mut text)
+                .unwrap();
+            text
+        })
+    };
+    let list = dir.write("list.csv", "email\nann@example.com\n");
+    tailor(["hash", "-i", arg(&list), "-o", arg(&fifo)], b"").assert_success();
+    let text = reader.join().unwrap();
+    assert_eq!(text.lines().count(), 2, "{text}");
+    assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
+    assert_eq!(dir.files(), ["list.csv", "out.fifo"]);
+}
+
+#[test]
+fn a_symbolic_link_as_output_keeps_the_link_and_fills_its_target() {
+    let dir = Scratch::new("symlink");
+    let target = dir.write("real.csv", "older\n");
+    let link = dir.path("link.csv");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let list = dir.write("list.csv", "email\nann@example.com\n");
+    tailor(["hash", "-i", arg(&list), "-o", arg(&link)], b"").assert_success();
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    let text = std::fs::read_to_string(&target).unwrap();
+    assert!(text.starts_with("email_sha256\n"), "{text}");
+    assert_eq!(dir.files(), ["link.csv", "list.csv", "real.csv"]);
+}
