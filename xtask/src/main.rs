@@ -33,6 +33,18 @@ enum Task {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Write synthetic platform accounts as NDJSON for `tailor accounts import`.
+    ///
+    /// Account `n` has the email `user{n}@example.com` and the phone `+1 (200000000 + n)`, so
+    /// that lists matching known accounts can be generated later.
+    GenAccounts {
+        #[arg(long)]
+        accounts: u64,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Compare `tailor hash` with the Python reference script on synthetic lists.
     BenchHash {
         /// Rows per list.
@@ -67,6 +79,11 @@ fn main() -> Result<()> {
             seed,
             out,
         } => gen_list(kind, rows, seed, &out),
+        Task::GenAccounts {
+            accounts,
+            seed,
+            out,
+        } => gen_accounts(accounts, seed, &out),
         Task::BenchHash {
             rows,
             runs,
@@ -189,6 +206,53 @@ fn write_phone(w: &mut impl Write, rng: &mut fastrand::Rng) -> Result<()> {
         98 => writeln!(w, "{exchange}-{line:04}")?,
         _ => writeln!(w, "+1 {area} {exchange}")?,
     }
+    Ok(())
+}
+
+const REGIONS: &[&str] = &[
+    "US-CA", "US-NY", "US-TX", "US-WA", "US", "US", "US", "BR", "MX", "CA", "FR", "DE", "GB", "IT",
+    "ES", "NL", "JP", "IN",
+];
+const CONSENTS: &[&str] = &["granted", "granted", "granted", "withdrawn"];
+
+fn gen_accounts(accounts: u64, seed: u64, out: &Path) -> Result<()> {
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let file = File::create(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let mut w = BufWriter::with_capacity(1 << 20, file);
+    let mut rng = fastrand::Rng::with_seed(seed);
+    for n in 0..accounts {
+        let region = pick(&mut rng, REGIONS);
+        let email_context = if rng.u8(..100) < 80 {
+            "profile"
+        } else {
+            "signup"
+        };
+        let phone_context = match rng.u8(..100) {
+            0..50 => "profile",
+            50..90 => "mfa",
+            _ => "recovery",
+        };
+        let verified = rng.u8(..100) < 95;
+        write!(
+            w,
+            "{{\"account_id\":\"acct-{n}\",\"region\":\"{region}\",\"contacts\":[\
+             {{\"kind\":\"email\",\"value\":\"user{n}@example.com\",\"context\":\"{email_context}\",\"verified\":{verified}}},\
+             {{\"kind\":\"phone\",\"value\":\"+1{}\",\"context\":\"{phone_context}\",\"verified\":true}}]",
+            2_000_000_000 + n
+        )?;
+        if rng.bool() {
+            let state = pick(&mut rng, CONSENTS);
+            let day = rng.u8(1..29);
+            write!(
+                w,
+                ",\"consents\":[{{\"purpose\":\"marketing.advertising.third_party.targeted\",\"state\":\"{state}\",\"source\":\"settings\",\"at\":\"2026-01-{day:02}T10:00:00Z\"}}]"
+            )?;
+        }
+        writeln!(w, "}}")?;
+    }
+    w.flush()?;
     Ok(())
 }
 

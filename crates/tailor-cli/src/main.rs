@@ -8,7 +8,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod accounts;
 mod hash;
+mod policy;
+mod runtime;
+mod serve;
+mod tokens;
 
 /// Tailor: customer-list audiences that cannot misuse security data.
 #[derive(Debug, Parser)]
@@ -21,15 +26,26 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Hash(hash::HashArgs),
+    Serve(serve::ServeArgs),
+    #[command(subcommand)]
+    Accounts(accounts::AccountsCommand),
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
+    #[command(subcommand)]
+    Tokens(tokens::TokensCommand),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Hash(args) => hash::run(args),
+        Command::Hash(args) => hash::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Serve(args) => serve::run(args),
+        Command::Accounts(command) => accounts::run(command),
+        Command::Policy(command) => policy::run(command),
+        Command::Tokens(command) => tokens::run(command),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(error) => {
             eprintln!("tailor: error: {error:#}");
             ExitCode::FAILURE

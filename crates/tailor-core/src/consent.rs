@@ -139,7 +139,13 @@ pub fn standing(events: &[ConsentEvent], purpose: Purpose, at: Timestamp) -> Sta
 mod tests {
     use super::*;
 
-    fn event(purpose: &str, state: ConsentState, source: ConsentSource, at: i64, seq: u64) -> ConsentEvent {
+    fn event(
+        purpose: &str,
+        state: ConsentState,
+        source: ConsentSource,
+        at: i64,
+        seq: u64,
+    ) -> ConsentEvent {
         ConsentEvent {
             purpose: Purpose::parse(purpose).unwrap(),
             state,
@@ -186,13 +192,22 @@ mod tests {
         let ccpa = [event(TARGETED, Granted, ConsentSource::CcpaOptOut, 10, 1)];
         assert_eq!(standing(&ccpa, p, t(20)), Standing::Withdrawn { seq: 1 });
         let objected = [event(TARGETED, Objected, ConsentSource::Tcf, 10, 1)];
-        assert_eq!(standing(&objected, p, t(20)), Standing::Withdrawn { seq: 1 });
+        assert_eq!(
+            standing(&objected, p, t(20)),
+            Standing::Withdrawn { seq: 1 }
+        );
         let parent = [
             event(TARGETED, Granted, ConsentSource::Settings, 10, 1),
             event("marketing", Withdrawn, ConsentSource::Settings, 20, 2),
         ];
         assert_eq!(standing(&parent, p, t(30)), Standing::Withdrawn { seq: 2 });
-        let sibling = [event("marketing.communications", Withdrawn, ConsentSource::Settings, 20, 1)];
+        let sibling = [event(
+            "marketing.communications",
+            Withdrawn,
+            ConsentSource::Settings,
+            20,
+            1,
+        )];
         assert_eq!(standing(&sibling, p, t(30)), Standing::Silent);
     }
 }

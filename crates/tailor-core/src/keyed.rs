@@ -28,7 +28,9 @@ impl IndexKey {
             return None;
         }
         let secret = Zeroizing::new(secret.to_vec());
-        Hmac::<Sha256>::new_from_slice(&secret).ok().map(|mac| Self { mac })
+        Hmac::<Sha256>::new_from_slice(&secret)
+            .ok()
+            .map(|mac| Self { mac })
     }
 
     /// The keyed digest of a SHA-256 digest.

@@ -21,12 +21,12 @@ pub mod policy;
 pub mod purpose;
 pub mod reject;
 
-pub use identifier::{
-    E164Phone, EmailForm, IdentifierKind, NormalizedEmail, PhoneFormat, Region, Sha256Digest,
-};
 pub use account::{AccountNo, AccountRegion};
 pub use consent::{ConsentEvent, ConsentSource, ConsentState, Standing};
 pub use contact::{ContactKind, Context, MarketingContext};
+pub use identifier::{
+    E164Phone, EmailForm, IdentifierKind, NormalizedEmail, PhoneFormat, Region, Sha256Digest,
+};
 pub use index::EligibleIndex;
 pub use keyed::{ContactDigests, IndexKey, KeyedDigest};
 pub use policy::{

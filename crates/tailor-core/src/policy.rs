@@ -255,7 +255,10 @@ impl Policy {
                 }
             };
             let mut regimes = BTreeMap::new();
-            for (list, regime) in [(&doc.consent.opt_in, Regime::OptIn), (&doc.consent.opt_out, Regime::OptOut)] {
+            for (list, regime) in [
+                (&doc.consent.opt_in, Regime::OptIn),
+                (&doc.consent.opt_out, Regime::OptOut),
+            ] {
                 for code in list {
                     let line = line_of(code.span().start);
                     match AccountRegion::parse(code.get_ref()) {
@@ -343,7 +346,9 @@ impl Policy {
             (Standing::Granted { seq }, _) => Ok(Basis::Consent { seq }),
             // Signing up is not consenting to marketing: a signup contact point needs an
             // explicit grant whatever the regime.
-            (Standing::Silent, _) if purpose.is_marketing() && contact.context == Context::Signup => {
+            (Standing::Silent, _)
+                if purpose.is_marketing() && contact.context == Context::Signup =>
+            {
                 Err(Ineligible::SignupWithoutConsent)
             }
             (Standing::Silent, Regime::OptOut) => Ok(Basis::OptOutRegime),

@@ -82,7 +82,10 @@ impl Purpose {
 
     /// A key of the taxonomy.
     pub fn parse(key: &str) -> Option<Purpose> {
-        KNOWN.iter().find(|&&known| known == key).map(|&k| Purpose(k))
+        KNOWN
+            .iter()
+            .find(|&&known| known == key)
+            .map(|&k| Purpose(k))
     }
 
     pub const fn as_str(self) -> &'static str {
@@ -108,11 +111,17 @@ mod tests {
 
     #[test]
     fn known_keys_only() {
-        assert_eq!(Purpose::parse(MARKETING_TARGETED), Some(Purpose::MARKETING_TARGETED));
+        assert_eq!(
+            Purpose::parse(MARKETING_TARGETED),
+            Some(Purpose::MARKETING_TARGETED)
+        );
         assert!(Purpose::MARKETING_TARGETED.is_marketing());
         let security = Purpose::parse("essential.service.security").unwrap();
         assert!(!security.is_marketing());
-        assert_eq!(Purpose::parse("marketing.advertising.third_party.targetted"), None);
+        assert_eq!(
+            Purpose::parse("marketing.advertising.third_party.targetted"),
+            None
+        );
         assert_eq!(Purpose::parse(""), None);
         assert!(!Purpose::parse("marketing_x").is_some_and(Purpose::is_marketing));
     }

@@ -1,11 +1,18 @@
-//! End-to-end tests of the `tailor` binary: the real program, run as a user would run it.
+//! End-to-end tests of the `tailor` binary: the real program, run as a user would run it
+//! (`tailor hash` on files, `tailor serve` as a child process driven over HTTP, and the
+//! operator commands).
 
 // Helpers outside `#[test]` functions unwrap too: in a test, a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
+mod accounts;
 mod exit;
 mod files;
+mod http;
 mod leftovers;
+mod policy;
 mod privacy;
+mod serve;
+mod server;
 mod support;
 mod vectors;

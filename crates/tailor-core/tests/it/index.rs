@@ -8,10 +8,24 @@ use tailor_core::{
 
 fn eligible(account: u32, digests: ContactDigests) -> MarketingEligible {
     let region = AccountRegion::parse("US").unwrap();
-    let facts = AccountFacts { no: AccountNo(account), region: &region, consents: &[] };
-    let contact = ContactFacts { context: Context::Profile, verified: true, removed: false };
+    let facts = AccountFacts {
+        no: AccountNo(account),
+        region: &region,
+        consents: &[],
+    };
+    let contact = ContactFacts {
+        context: Context::Profile,
+        verified: true,
+        removed: false,
+    };
     Policy::shipped()
-        .marketing(Purpose::MARKETING_TARGETED, &facts, &contact, digests, Timestamp::UNIX_EPOCH)
+        .marketing(
+            Purpose::MARKETING_TARGETED,
+            &facts,
+            &contact,
+            digests,
+            Timestamp::UNIX_EPOCH,
+        )
         .unwrap()
 }
 
@@ -39,7 +53,10 @@ fn insert_lookup_remove() {
 
     assert!(index.remove(AccountNo(10), &digest(1)));
     assert!(!index.remove(AccountNo(10), &digest(1)));
-    assert_eq!(index.lookup(&digest(1)).collect::<Vec<_>>(), [AccountNo(11)]);
+    assert_eq!(
+        index.lookup(&digest(1)).collect::<Vec<_>>(),
+        [AccountNo(11)]
+    );
     assert_eq!(index.len(), 2);
     assert_eq!(index.entries().len(), 2);
 }
@@ -53,6 +70,12 @@ fn digests_equal_in_their_first_eight_bytes_stay_apart() {
     y[10] = 2;
     index.insert(&eligible(1, ContactDigests::new(KeyedDigest(x), None)));
     index.insert(&eligible(2, ContactDigests::new(KeyedDigest(y), None)));
-    assert_eq!(index.lookup(&KeyedDigest(x)).collect::<Vec<_>>(), [AccountNo(1)]);
-    assert_eq!(index.lookup(&KeyedDigest(y)).collect::<Vec<_>>(), [AccountNo(2)]);
+    assert_eq!(
+        index.lookup(&KeyedDigest(x)).collect::<Vec<_>>(),
+        [AccountNo(1)]
+    );
+    assert_eq!(
+        index.lookup(&KeyedDigest(y)).collect::<Vec<_>>(),
+        [AccountNo(2)]
+    );
 }

@@ -1,0 +1,60 @@
+//! `tailor serve`: the platform-side HTTP server (see `tailor-server`).
+//!
+//! Secrets are never taken as arguments (they would show in `ps`): the index key and the
+//! callers' tokens come from the environment, or from the data directory.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Args;
+use tailor_engine::Limits;
+use tailor_server::config::{DEFAULT_DATA_DIR, DEFAULT_LISTEN};
+use tailor_server::{Config, serve};
+
+/// Run the HTTP API: account import, consent, erasure, eligibility views, metrics.
+///
+/// Tokens come from TAILOR_ADMIN_TOKEN, TAILOR_SERVING_TOKEN and TAILOR_COMPLIANCE_TOKEN; a
+/// role without one gets a generated token at first start, printed once on stdout and stored
+/// hashed. The index key comes from TAILOR_SECRET_KEY or from secret.key in the data directory
+/// (generated at first start: back it up). Prints `listening on http://ADDR`, then `ready: ...`
+/// once the index is built. Stops cleanly on SIGTERM or ctrl-c.
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// The data directory (created on first start).
+    #[arg(long, default_value = DEFAULT_DATA_DIR)]
+    data_dir: PathBuf,
+
+    /// The address to listen on (HOST:PORT; port 0 picks a free port).
+    #[arg(long, default_value = DEFAULT_LISTEN)]
+    listen: String,
+
+    /// A policy file (TOML) to enforce instead of the shipped one (`tailor policy show`).
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+
+    /// The most bytes read from one import body; the rest is refused with 413.
+    #[arg(long, default_value_t = Limits::default().max_body_bytes)]
+    max_body_bytes: u64,
+
+    /// The longest account line accepted, in bytes.
+    #[arg(long, default_value_t = Limits::default().max_line_bytes)]
+    max_line_bytes: usize,
+}
+
+pub(crate) fn run(args: ServeArgs) -> Result<ExitCode> {
+    let config = Config {
+        data_dir: args.data_dir,
+        listen: args.listen,
+        policy: args.policy,
+        limits: Limits {
+            max_body_bytes: args.max_body_bytes,
+            max_line_bytes: args.max_line_bytes,
+            ..Limits::default()
+        },
+        ..Config::default()
+    }
+    .with_env();
+    crate::runtime::runtime()?.block_on(serve(config))?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,554 @@
+//! Tailor's platform side: accounts, contact points and consent flow in; the eligible index
+//! stays equal to the store filtered by the policy.
+//!
+//! [`Engine`] owns the eligible-identifier index and the policy and talks to a
+//! [`tailor_store::Store`]. Every write (an account import, a consent event, an erasure, a
+//! policy change) updates the index before it returns, so that once a caller is told a write
+//! is done, matching and serving already reflect it. Writes are serialized through one lock so
+//! that index updates happen in the order the store committed them.
+//!
+//! The engine never logs and never returns a contact value: values are turned into keyed
+//! digests as they are read ([`import`]) and refusals carry reason codes and field paths.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, RwLock};
+
+use jiff::Timestamp;
+use tailor_core::consent::standing;
+use tailor_core::{
+    AccountFacts, AccountNo, Basis, ContactFacts, EligibleIndex, IndexKey, KeyedDigest,
+    MarketingEligible, Policy, Purpose, Standing,
+};
+use tailor_store::{AccountChange, AccountState, NewContact, Store, StoreError};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt};
+
+mod clock;
+pub mod import;
+pub mod secret;
+mod view;
+
+pub use clock::{Clock, SystemClock};
+pub use import::{ImportReject, ImportSummary, Refusal};
+pub use view::{AccountView, ConsentView, ContactView, ErasureReport, PurposeView};
+
+use import::{check_account, check_account_id, check_consent, parse_consent, parse_line};
+
+/// The purpose the eligible index serves: audience matching.
+pub const INDEXED_PURPOSE: Purpose = Purpose::MARKETING_TARGETED;
+
+/// Limits on what the engine reads.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// The longest line of an import body.
+    pub max_line_bytes: usize,
+    /// The most bytes read from one import body.
+    pub max_body_bytes: u64,
+    /// Accounts written per store transaction.
+    pub batch: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_line_bytes: 64 * 1024,
+            max_body_bytes: 8 * 1024 * 1024 * 1024,
+            batch: 1000,
+        }
+    }
+}
+
+/// The engine's failures. Refused input is not an error: it is counted in summaries.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// An import stopped on a storage failure; what was written before it stays written.
+    #[error("import stopped after {} accounts: {source}", .summary.accounts)]
+    ImportInterrupted {
+        summary: Box<ImportSummary>,
+        #[source]
+        source: StoreError,
+    },
+    #[error("reading the request body: {0}")]
+    Body(#[source] std::io::Error),
+    #[error("{what}: {source}")]
+    Io {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid secret key: {0}")]
+    BadSecret(&'static str),
+    #[error("the operating system's random generator failed")]
+    Random,
+}
+
+/// What the index and the policy are, together (swapped together on a policy change).
+#[derive(Debug)]
+struct Shared {
+    policy: Arc<Policy>,
+    index: EligibleIndex,
+}
+
+/// The platform side of Tailor.
+pub struct Engine {
+    store: Arc<dyn Store>,
+    key: IndexKey,
+    clock: Arc<dyn Clock>,
+    limits: Limits,
+    shared: RwLock<Shared>,
+    writer: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// An engine over `store`, with its index built from the store under `policy`.
+    pub async fn open(
+        store: Arc<dyn Store>,
+        key: IndexKey,
+        policy: Policy,
+        clock: Arc<dyn Clock>,
+        limits: Limits,
+    ) -> Result<Self, EngineError> {
+        let index = build_index(store.as_ref(), &policy, clock.now()).await?;
+        Ok(Self {
+            store,
+            key,
+            clock,
+            limits,
+            shared: RwLock::new(Shared {
+                policy: Arc::new(policy),
+                index,
+            }),
+            writer: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn key(&self) -> &IndexKey {
+        &self.key
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// The limits the engine was opened with.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> Arc<Policy> {
+        Arc::clone(&self.read().policy)
+    }
+
+    /// The accounts an identifier reaches among the eligible contact points.
+    pub fn lookup(&self, digest: &KeyedDigest) -> Vec<AccountNo> {
+        self.read().index.lookup(digest).collect()
+    }
+
+    /// Entries in the index.
+    pub fn index_len(&self) -> usize {
+        self.read().index.len()
+    }
+
+    /// Bytes the index's table holds.
+    pub fn index_bytes(&self) -> usize {
+        self.read().index.allocated_bytes()
+    }
+
+    /// Every index entry, sorted (for checks).
+    pub fn index_entries(&self) -> Vec<([u8; 12], AccountNo)> {
+        self.read().index.entries()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Shared> {
+        // A writer that panicked while holding the lock left the index mid-update; reading it
+        // anyway is the lesser evil than refusing every request, and the next rebuild fixes it.
+        self.shared
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Shared> {
+        self.shared
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Imports NDJSON account lines, streaming, in store transactions of `limits.batch`.
+    pub async fn import<R: AsyncBufRead + Unpin>(
+        &self,
+        mut body: R,
+    ) -> Result<ImportSummary, EngineError> {
+        let mut summary = ImportSummary::default();
+        let mut batch = Vec::with_capacity(self.limits.batch);
+        let mut line = Vec::new();
+        let mut line_no = 0u64;
+        let mut read = 0u64;
+        loop {
+            line.clear();
+            let (n, complete) = read_line(&mut body, &mut line, self.limits.max_line_bytes)
+                .await
+                .map_err(EngineError::Body)?;
+            if n == 0 {
+                break;
+            }
+            line_no += 1;
+            read += n as u64;
+            if read > self.limits.max_body_bytes {
+                summary.truncated = true;
+                summary.refuse(line_no, None, ImportReject::BodyTooLarge);
+                break;
+            }
+            // An overlong line keeps none of its bytes: it is not blank, it is refused.
+            if complete && line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            summary.lines += 1;
+            if !complete {
+                summary.refuse(line_no, None, ImportReject::LineTooLong);
+                continue;
+            }
+            let now = self.clock.now();
+            let checked = parse_line(&line)
+                .and_then(|parsed| check_account(line_no, parsed, &self.key, now, &mut summary));
+            match checked {
+                Ok(account) => batch.push(account),
+                Err(reason) => summary.refuse(line_no, None, reason),
+            }
+            if batch.len() >= self.limits.batch {
+                self.flush(&mut batch, &mut summary).await?;
+            }
+        }
+        self.flush(&mut batch, &mut summary).await?;
+        Ok(summary)
+    }
+
+    /// Imports one account, whose line must name `account_id`.
+    pub async fn put_account(
+        &self,
+        account_id: &str,
+        body: &[u8],
+    ) -> Result<ImportSummary, EngineError> {
+        let mut summary = ImportSummary {
+            lines: 1,
+            ..ImportSummary::default()
+        };
+        let now = self.clock.now();
+        let checked = parse_line(body)
+            .and_then(|parsed| check_account(1, parsed, &self.key, now, &mut summary))
+            .and_then(|account| {
+                if account.write.account_id == account_id {
+                    Ok(account)
+                } else {
+                    Err(ImportReject::InvalidAccountId)
+                }
+            });
+        match checked {
+            Ok(account) => self.flush(&mut vec![account], &mut summary).await?,
+            Err(reason) => summary.refuse(1, None, reason),
+        }
+        Ok(summary)
+    }
+
+    async fn flush(
+        &self,
+        batch: &mut Vec<import::CheckedAccount>,
+        summary: &mut ImportSummary,
+    ) -> Result<(), EngineError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let _writing = self.writer.lock().await;
+        let mut writes = Vec::with_capacity(batch.len());
+        for account in batch.drain(..) {
+            let mut write = account.write;
+            if account.keep_contacts {
+                if let Some(current) = self.store.account(&write.account_id).await? {
+                    write.contacts = current.contacts.iter().map(as_new_contact).collect();
+                }
+            }
+            writes.push(write);
+        }
+        let consents: u64 = writes.iter().map(|w| w.consents.len() as u64).sum();
+        let now = self.clock.now();
+        let changes = match self.store.write_accounts(writes, now).await {
+            Ok(changes) => changes,
+            Err(source) => {
+                return Err(EngineError::ImportInterrupted {
+                    summary: Box::new(summary.clone()),
+                    source,
+                });
+            }
+        };
+        self.apply(&changes, now);
+        summary.accounts += changes.len() as u64;
+        summary.contact_points += changes
+            .iter()
+            .map(|c| c.after.contacts.len() as u64)
+            .sum::<u64>();
+        summary.consents += consents;
+        Ok(())
+    }
+
+    /// Updates the index for committed changes, in commit order.
+    fn apply(&self, changes: &[AccountChange], now: Timestamp) {
+        let mut shared = self.write();
+        let Shared { policy, index } = &mut *shared;
+        for change in changes {
+            update_account(
+                index,
+                policy,
+                change.before.as_ref(),
+                Some(&change.after),
+                now,
+            );
+        }
+    }
+
+    /// Appends one consent event (JSON: purpose, state, source, at, notice_version).
+    pub async fn record_consent(
+        &self,
+        account_id: &str,
+        body: &[u8],
+    ) -> Result<Result<AccountView, Refusal>, EngineError> {
+        let refusal = |field: Option<&str>, reason: ImportReject| Refusal {
+            line: 1,
+            field: field.map(str::to_owned),
+            reason: reason.code(),
+        };
+        if check_account_id(account_id).is_err() {
+            return Ok(Err(refusal(None, ImportReject::InvalidAccountId)));
+        }
+        let line = match parse_consent(body) {
+            Ok(line) => line,
+            Err(reason) => return Ok(Err(refusal(None, reason))),
+        };
+        let now = self.clock.now();
+        let consent = match check_consent(line, now) {
+            Ok(consent) => consent,
+            Err((field, reason)) => return Ok(Err(refusal(Some(field), reason))),
+        };
+        let _writing = self.writer.lock().await;
+        let now = self.clock.now();
+        let Some(change) = self.store.append_consent(account_id, consent, now).await? else {
+            return Ok(Err(refusal(None, ImportReject::UnknownAccount)));
+        };
+        self.apply(std::slice::from_ref(&change), now);
+        let policy = self.policy();
+        Ok(Ok(view::account_view(&change.after, &policy, now)))
+    }
+
+    /// Erases an account: its contact points and consent history go, and so does every index
+    /// entry of it. `None` if there was no such account.
+    pub async fn erase(&self, account_id: &str) -> Result<Option<ErasureReport>, EngineError> {
+        if check_account_id(account_id).is_err() {
+            return Ok(None);
+        }
+        let _writing = self.writer.lock().await;
+        let now = self.clock.now();
+        let Some(erasure) = self.store.erase_account(account_id, now).await? else {
+            return Ok(None);
+        };
+        let removed = {
+            let mut shared = self.write();
+            let Shared { policy, index } = &mut *shared;
+            update_account(index, policy, Some(&erasure.erased), None, now)
+        };
+        Ok(Some(ErasureReport {
+            erased: true,
+            contact_points: erasure.contact_points,
+            consent_events: erasure.consent_events,
+            index_entries: removed as u64,
+            memberships: 0,
+        }))
+    }
+
+    /// What the platform may show about an account: its contact points (never their values),
+    /// what each is eligible for and why not, and its consent standing per purpose.
+    pub async fn view(&self, account_id: &str) -> Result<Option<AccountView>, EngineError> {
+        if check_account_id(account_id).is_err() {
+            return Ok(None);
+        }
+        let Some(state) = self.store.account(account_id).await? else {
+            return Ok(None);
+        };
+        let policy = self.policy();
+        Ok(Some(view::account_view(&state, &policy, self.clock.now())))
+    }
+
+    /// Puts a new policy in force: the index is rebuilt under it before this returns.
+    pub async fn set_policy(&self, policy: Policy) -> Result<(), EngineError> {
+        let _writing = self.writer.lock().await;
+        let index = build_index(self.store.as_ref(), &policy, self.clock.now()).await?;
+        *self.write() = Shared {
+            policy: Arc::new(policy),
+            index,
+        };
+        Ok(())
+    }
+
+    /// Rebuilds the index from the store (what a restart does), returning the new entry count.
+    pub async fn rebuild(&self) -> Result<usize, EngineError> {
+        let _writing = self.writer.lock().await;
+        let policy = self.policy();
+        let index = build_index(self.store.as_ref(), &policy, self.clock.now()).await?;
+        let len = index.len();
+        self.write().index = index;
+        Ok(len)
+    }
+}
+
+fn as_new_contact(contact: &tailor_store::StoredContact) -> NewContact {
+    NewContact {
+        kind: contact.kind,
+        context: contact.context,
+        verified: contact.verified,
+        notice_version: contact.notice_version.clone(),
+        digests: contact.digests,
+    }
+}
+
+/// The contact points of an account eligible for matching at `at`.
+pub fn eligible(policy: &Policy, state: &AccountState, at: Timestamp) -> Vec<MarketingEligible> {
+    let facts = AccountFacts {
+        no: state.no,
+        region: &state.region,
+        consents: &state.consents,
+    };
+    state
+        .contacts
+        .iter()
+        .filter_map(|contact| {
+            let contact_facts = ContactFacts {
+                context: contact.context,
+                verified: contact.verified,
+                removed: false,
+            };
+            policy
+                .marketing(INDEXED_PURPOSE, &facts, &contact_facts, contact.digests, at)
+                .ok()
+        })
+        .collect()
+}
+
+/// Brings an account's index entries from `before` to `after`; returns how many were removed.
+fn update_account(
+    index: &mut EligibleIndex,
+    policy: &Policy,
+    before: Option<&AccountState>,
+    after: Option<&AccountState>,
+    at: Timestamp,
+) -> usize {
+    let new = after.map(|a| eligible(policy, a, at)).unwrap_or_default();
+    let new_digests: HashSet<KeyedDigest> = new.iter().flat_map(|e| e.digests().iter()).collect();
+    let mut removed = 0;
+    if let Some(before) = before {
+        let old: HashSet<KeyedDigest> = before
+            .contacts
+            .iter()
+            .flat_map(|c| c.digests.iter())
+            .collect();
+        for digest in old.difference(&new_digests) {
+            removed += usize::from(index.remove(before.no, digest));
+        }
+    }
+    for eligible in &new {
+        index.insert(eligible);
+    }
+    removed
+}
+
+/// Builds the index from every account in the store.
+pub async fn build_index(
+    store: &dyn Store,
+    policy: &Policy,
+    at: Timestamp,
+) -> Result<EligibleIndex, EngineError> {
+    let counts = store.counts().await?;
+    let mut index =
+        EligibleIndex::with_capacity(usize::try_from(counts.live_contact_points).unwrap_or(0));
+    let mut batches = store.scan_accounts(4096);
+    while let Some(batch) = batches.recv().await {
+        for state in batch? {
+            for eligible in eligible(policy, &state, at) {
+                index.insert(&eligible);
+            }
+        }
+    }
+    Ok(index)
+}
+
+/// Reads one line (up to and without its `\n`) into `line`, keeping at most `max` bytes of it;
+/// returns the bytes consumed and whether the line fit.
+async fn read_line<R: AsyncBufRead + Unpin>(
+    reader: &mut R,
+    line: &mut Vec<u8>,
+    max: usize,
+) -> std::io::Result<(usize, bool)> {
+    let mut consumed = 0;
+    let mut fits = true;
+    loop {
+        let available = reader.fill_buf().await?;
+        if available.is_empty() {
+            return Ok((consumed, fits));
+        }
+        let (chunk, done) = match memchr_newline(available) {
+            Some(i) => (&available[..=i], true),
+            None => (available, false),
+        };
+        let take = chunk.len();
+        let content = match chunk.strip_suffix(b"\n") {
+            Some(content) => content.strip_suffix(b"\r").unwrap_or(content),
+            None => chunk,
+        };
+        if fits && line.len() + content.len() <= max {
+            line.extend_from_slice(content);
+        } else {
+            fits = false;
+        }
+        reader.consume(take);
+        consumed += take;
+        if done {
+            return Ok((consumed, fits));
+        }
+    }
+}
+
+fn memchr_newline(bytes: &[u8]) -> Option<usize> {
+    bytes.iter().position(|&b| b == b'\n')
+}
+
+/// The consent standing of an account for every purpose of the policy.
+pub(crate) fn standings(
+    policy: &Policy,
+    state: &AccountState,
+    at: Timestamp,
+) -> BTreeMap<Purpose, Standing> {
+    policy
+        .purposes()
+        .map(|(purpose, _)| (purpose, standing(&state.consents, purpose, at)))
+        .collect()
+}
+
+/// How a basis is named in reports.
+pub(crate) fn basis_name(basis: Basis) -> &'static str {
+    match basis {
+        Basis::Consent { .. } => "consent",
+        Basis::OptOutRegime => "opt_out_regime",
+        Basis::NotRequired => "not_required",
+    }
+}

@@ -1,0 +1,8 @@
+//! Integration tests of the engine over the SQLite store.
+
+// Helpers outside `#[test]` functions unwrap too: in a test, a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+mod consistency;
+mod import;
+mod support;

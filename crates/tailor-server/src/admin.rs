@@ -1,0 +1,259 @@
+//! The admin API: the account system streams accounts, consent events and erasures in, reads
+//! back what Tailor holds about an account, and swaps the policy.
+//!
+//! Handlers only translate between HTTP and the engine: every write has updated the eligible
+//! index before its response is sent, because the engine returns only then. Refusals are
+//! reported by line, field path and reason code; no response repeats a submitted value.
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use futures_util::TryStreamExt as _;
+use serde_json::{Value, json};
+use tailor_core::Policy;
+use tailor_engine::{ImportReject, ImportSummary};
+use tokio_util::io::StreamReader;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The account id from the path.
+fn account_id(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    path.map(|Path(id)| id).map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_path",
+            "the account id in the path is not valid percent-encoded UTF-8",
+        )
+    })
+}
+
+/// A buffered body, within the route's limit.
+fn body(state: &AppState, body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                "the request body is larger than this endpoint accepts",
+            )
+        } else {
+            state.metrics().error("body");
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "body_unreadable",
+                "the request body could not be read to its end",
+            )
+        }
+    })
+}
+
+/// A summary as the answer, with an `error` beside it when the status is not 200.
+fn summary_response(
+    status: StatusCode,
+    summary: &ImportSummary,
+    error: Option<ApiError>,
+) -> Response {
+    let Some(error) = error else {
+        return (status, Json(summary)).into_response();
+    };
+    let fields = match serde_json::to_value(summary) {
+        Ok(Value::Object(fields)) => fields,
+        _ => serde_json::Map::new(),
+    };
+    fields
+        .into_iter()
+        .fold(error, |error, (name, value)| error.with(&name, value))
+        .into_response()
+}
+
+/// `POST /v1/admin/accounts`: NDJSON, one account per line, streamed into the engine.
+pub(crate) async fn import(
+    State(state): State<AppState>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let engine = state.ready_engine()?;
+    // The body is read chunk by chunk as the engine asks for it: memory stays bounded by the
+    // engine's line limit and batch size, whatever the body's size.
+    let reader = StreamReader::new(body.into_data_stream().map_err(std::io::Error::other));
+    let result = engine.import(reader).await;
+    state.index_changed();
+    let summary = match result {
+        Ok(summary) => summary,
+        Err(error) => {
+            if let tailor_engine::EngineError::ImportInterrupted { summary, .. } = &error {
+                state.metrics().import(summary);
+            }
+            return Err(state.engine_failure(&error));
+        }
+    };
+    state.metrics().import(&summary);
+    if summary.truncated {
+        let error = ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            "the body went over the size limit; the lines before it were imported",
+        );
+        Ok(summary_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &summary,
+            Some(error),
+        ))
+    } else {
+        Ok(summary_response(StatusCode::OK, &summary, None))
+    }
+}
+
+/// `PUT /v1/admin/accounts/{account_id}`: one account line, naming the same id.
+pub(crate) async fn put_account(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    bytes: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let engine = state.ready_engine()?;
+    let id = account_id(path)?;
+    let bytes = body(&state, bytes)?;
+    let summary = engine
+        .put_account(&id, &bytes)
+        .await
+        .map_err(|e| state.engine_failure(&e))?;
+    state.index_changed();
+    state.metrics().import(&summary);
+    if summary.accounts == 0 {
+        let error = ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "account_refused",
+            "the account line was refused; `errors` says why",
+        );
+        Ok(summary_response(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &summary,
+            Some(error),
+        ))
+    } else {
+        Ok(summary_response(StatusCode::OK, &summary, None))
+    }
+}
+
+/// `GET /v1/admin/accounts/{account_id}`: the account, its contact points without values,
+/// what each is eligible for and why not, and its consent standing.
+pub(crate) async fn view(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let engine = state.ready_engine()?;
+    let id = account_id(path)?;
+    match engine
+        .view(&id)
+        .await
+        .map_err(|e| state.engine_failure(&e))?
+    {
+        Some(view) => Ok(Json(view).into_response()),
+        None => Err(unknown_account()),
+    }
+}
+
+fn unknown_account() -> ApiError {
+    ApiError::not_found("account_not_found", "no account has this id")
+}
+
+/// `POST /v1/admin/accounts/{account_id}/consents`: one consent event; the answer is the
+/// account as it stands after it.
+pub(crate) async fn record_consent(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    bytes: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let engine = state.ready_engine()?;
+    let id = account_id(path)?;
+    let bytes = body(&state, bytes)?;
+    let outcome = engine
+        .record_consent(&id, &bytes)
+        .await
+        .map_err(|e| state.engine_failure(&e))?;
+    state.index_changed();
+    match outcome {
+        Ok(view) => Ok(Json(view).into_response()),
+        Err(refusal) if refusal.reason == ImportReject::UnknownAccount.code() => {
+            Err(unknown_account())
+        }
+        Err(refusal) => {
+            state.metrics().rejected(refusal.reason);
+            let error = ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "consent_refused",
+                "the consent event was refused; `field` and `reason` say why",
+            )
+            .with("line", json!(refusal.line))
+            .with("reason", json!(refusal.reason));
+            Err(match refusal.field {
+                Some(field) => error.with("field", json!(field)),
+                None => error,
+            })
+        }
+    }
+}
+
+/// `DELETE /v1/admin/accounts/{account_id}`: erasure; the answer says what went.
+pub(crate) async fn erase(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let engine = state.ready_engine()?;
+    let id = account_id(path)?;
+    let report = engine
+        .erase(&id)
+        .await
+        .map_err(|e| state.engine_failure(&e))?;
+    state.index_changed();
+    match report {
+        Some(report) => Ok(Json(report).into_response()),
+        None => Err(unknown_account()),
+    }
+}
+
+/// `PUT /v1/admin/policy`: a new policy (TOML), checked, then put in force with the index
+/// rebuilt under it before the answer.
+///
+/// The new policy lasts until the server stops: a restart enforces the policy given at start
+/// (`--policy`, or the shipped one). To keep a policy, change that file too.
+pub(crate) async fn set_policy(
+    State(state): State<AppState>,
+    bytes: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let engine = state.ready_engine()?;
+    let bytes = body(&state, bytes)?;
+    let invalid = |problems: Value| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_policy",
+            "the policy was refused; `problems` lists what is wrong, by line",
+        )
+        .with("problems", problems)
+    };
+    let Ok(text) = std::str::from_utf8(&bytes) else {
+        return Err(invalid(
+            json!([{"line": 1, "message": "the policy is not UTF-8"}]),
+        ));
+    };
+    let policy = Policy::parse(text).map_err(|error| {
+        let problems = error
+            .problems
+            .iter()
+            .map(|p| json!({"line": p.line, "message": p.message}))
+            .collect();
+        invalid(Value::Array(problems))
+    })?;
+    let version = policy.version().to_hex();
+    engine
+        .set_policy(policy)
+        .await
+        .map_err(|e| state.engine_failure(&e))?;
+    state.index_changed();
+    let entries = engine.index_len();
+    tracing::info!(policy_version = %version, index_entries = entries, "policy changed");
+    Ok(Json(json!({"policy_version": version, "index_entries": entries})).into_response())
+}

@@ -1,0 +1,14 @@
+//! HTTP tests of `tailor serve`'s router, called through `tower::ServiceExt::oneshot` over a
+//! real SQLite store in a scratch directory.
+
+// Helpers outside `#[test]` functions unwrap too: in a test, a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+mod account;
+mod auth;
+mod failure;
+mod health;
+mod import;
+mod policy;
+mod privacy;
+mod support;

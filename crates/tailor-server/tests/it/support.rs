@@ -1,0 +1,251 @@
+//! A router over a real SQLite store in a scratch directory, with a fixed clock and fixed
+//! tokens, called through `tower::ServiceExt::oneshot`; and the synthetic fixtures.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use jiff::Timestamp;
+use serde_json::Value;
+use tailor_core::{IndexKey, Policy, Sha256Digest};
+use tailor_engine::{Clock, Engine, Limits};
+use tailor_server::{AppState, Tokens, router};
+use tailor_store::{SqliteStore, Store};
+use tower::ServiceExt as _;
+
+pub(crate) const ADMIN: &str = "admin-token-for-tests-0001";
+pub(crate) const SERVING: &str = "serving-token-for-tests-0002";
+pub(crate) const COMPLIANCE: &str = "compliance-token-for-tests-0003";
+
+/// The instant every test runs at.
+pub(crate) const NOW: &str = "2026-03-01T12:00:00Z";
+
+/// A directory under the system's temporary directory, removed when dropped.
+#[derive(Debug)]
+pub(crate) struct Scratch {
+    path: PathBuf,
+}
+
+impl Scratch {
+    pub(crate) fn new(test: &str) -> Self {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!(
+            "tailor-server-it-{}-{n}-{test}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        Self { path }
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// A clock stopped at [`NOW`].
+#[derive(Debug)]
+struct FixedClock(Timestamp);
+
+impl Clock for FixedClock {
+    fn now(&self) -> Timestamp {
+        self.0
+    }
+}
+
+/// The key every test keys identifiers under.
+pub(crate) fn key() -> IndexKey {
+    IndexKey::from_secret(&[0x5a; 32]).unwrap()
+}
+
+/// A server's router and what is behind it.
+pub(crate) struct App {
+    pub(crate) engine: Arc<Engine>,
+    pub(crate) state: AppState,
+    router: Router,
+    // Last: the directory goes after the store is closed.
+    pub(crate) dir: Scratch,
+}
+
+impl App {
+    pub(crate) async fn new(test: &str) -> Self {
+        Self::with_limits(test, Limits::default()).await
+    }
+
+    pub(crate) async fn with_limits(test: &str, limits: Limits) -> Self {
+        let dir = Scratch::new(test);
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("data")).unwrap());
+        let clock = Arc::new(FixedClock(NOW.parse().unwrap()));
+        let engine = Arc::new(
+            Engine::open(store, key(), Policy::shipped(), clock, limits)
+                .await
+                .unwrap(),
+        );
+        let tokens = Tokens::from_plain(ADMIN, SERVING, COMPLIANCE).unwrap();
+        let state = AppState::new(Arc::clone(&engine), tokens);
+        Self {
+            router: router(state.clone()),
+            engine,
+            state,
+            dir,
+        }
+    }
+
+    /// Closes the store (every handle on it goes), keeping the directory.
+    pub(crate) fn close(self) -> Scratch {
+        let Self {
+            engine,
+            state,
+            router,
+            dir,
+        } = self;
+        drop(router);
+        drop(state);
+        drop(engine);
+        dir
+    }
+
+    /// The data directory.
+    pub(crate) fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Sends one request.
+    pub(crate) async fn call(
+        &self,
+        method: Method,
+        uri: &str,
+        token: Option<&str>,
+        body: impl Into<Body>,
+    ) -> Reply {
+        call(&self.router, method, uri, token, body).await
+    }
+
+    /// Sends one request with the admin token.
+    pub(crate) async fn admin(&self, method: Method, uri: &str, body: impl Into<Body>) -> Reply {
+        self.call(method, uri, Some(ADMIN), body).await
+    }
+
+    /// Imports NDJSON lines through the API, expecting 200.
+    pub(crate) async fn import(&self, body: &str) -> Value {
+        let reply = self
+            .admin(Method::POST, "/v1/admin/accounts", body.to_owned())
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+        reply.json()
+    }
+
+    /// An account's view, expecting 200.
+    pub(crate) async fn view(&self, account_id: &str) -> Value {
+        let reply = self
+            .admin(
+                Method::GET,
+                &format!("/v1/admin/accounts/{account_id}"),
+                Body::empty(),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+        reply.json()
+    }
+
+    /// Whether the index maps this normalized identifier (email, or phone in E.164) to some
+    /// account.
+    pub(crate) fn indexed(&self, normalized: &str) -> bool {
+        !self
+            .engine
+            .lookup(&key().digest(&Sha256Digest::of(normalized.as_bytes())))
+            .is_empty()
+    }
+}
+
+/// Sends one request to `router`.
+pub(crate) async fn call(
+    router: &Router,
+    method: Method,
+    uri: &str,
+    token: Option<&str>,
+    body: impl Into<Body>,
+) -> Reply {
+    let mut request = Request::builder().method(method).uri(uri);
+    if let Some(token) = token {
+        request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    let response = router
+        .clone()
+        .oneshot(request.body(body.into()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
+}
+
+impl Reply {
+    pub(crate) fn text(&self) -> String {
+        String::from_utf8(self.body.to_vec()).unwrap()
+    }
+
+    pub(crate) fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+
+    /// The error code of a `{"error":{"code":...}}` body.
+    pub(crate) fn error_code(&self) -> String {
+        self.json()["error"]["code"].as_str().unwrap().to_owned()
+    }
+}
+
+/// The marketing purpose, as views key it.
+pub(crate) const MARKETING: &str = "marketing.advertising.third_party.targeted";
+/// The security purpose of the shipped policy.
+pub(crate) const SECURITY: &str = "essential.service.security";
+
+/// Alice, US-CA (opt-out): a profile email (eligible) and an MFA phone (never for marketing).
+pub(crate) const ALICE: &str = r#"{"account_id":"u-alice","region":"US-CA","contacts":[{"kind":"email","value":"Alice.Example@Example.com","context":"profile","verified":true},{"kind":"phone","value":"+1 415 555 0101","context":"mfa","verified":true}]}"#;
+
+/// Bruno, FR (opt-in), with a grant: his profile email is eligible on consent.
+pub(crate) const BRUNO: &str = r#"{"account_id":"u-bruno","region":"FR","contacts":[{"kind":"email","value":"bruno.sample@example.org","context":"profile","verified":true}],"consents":[{"purpose":"marketing.advertising.third_party.targeted","state":"granted","source":"settings","at":"2026-01-05T10:00:00Z","notice_version":"n-2026-01"}]}"#;
+
+/// Chloe, GB (opt-in) without consent: nothing eligible for marketing.
+pub(crate) const CHLOE: &str = r#"{"account_id":"u-chloe","region":"GB","contacts":[{"kind":"email","value":"chloe.sample@example.com","context":"profile","verified":true},{"kind":"phone","value":"+44 20 7946 0102","context":"recovery","verified":true}]}"#;
+
+/// The three good accounts, as one NDJSON body.
+pub(crate) fn good_accounts() -> String {
+    format!("{ALICE}\n{BRUNO}\n{CHLOE}\n")
+}
+
+/// A view's contact point of a given context.
+pub(crate) fn contact<'a>(view: &'a Value, context: &str) -> &'a Value {
+    view["contact_points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["context"] == context)
+        .unwrap_or_else(|| panic!("no {context} contact point in {view:#}"))
+}

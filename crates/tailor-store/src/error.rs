@@ -1,0 +1,31 @@
+//! The one error type of this crate.
+//!
+//! Variants are classified by where the fault lies: the database failed (`Database`), what it
+//! holds cannot be read by this version (`Corrupt`, `SchemaTooNew`), the data directory cannot
+//! be used (`DataDir`), or a capacity limit was reached (`TooManyAccounts`). Messages never
+//! carry a contact value, a digest or an account id: none of them may reach a log.
+
+/// A storage failure. Never carries a contact value (none crosses this boundary).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database refused or failed an operation.
+    #[error("database error: {0}")]
+    Database(String),
+    /// The data directory cannot be used.
+    #[error("data directory {path}: {message}")]
+    DataDir { path: String, message: String },
+    /// The database holds something this version cannot read (a corrupt file or row).
+    #[error("unreadable stored data: {0}")]
+    Corrupt(String),
+    /// The database was written by a newer version of Tailor, whose schema this version does
+    /// not know; opening it could damage it.
+    #[error(
+        "the database schema is at version {found}, newer than the newest this build knows \
+         ({known}); run a newer version of tailor"
+    )]
+    SchemaTooNew { found: i64, known: i64 },
+    /// An account number beyond what the index can hold.
+    #[error("more than 2^32 accounts")]
+    TooManyAccounts,
+}

@@ -1,0 +1,13 @@
+//! The integration tests of `tailor-store`: the conformance suite run against the SQLite
+//! backend, and the SQLite backend's own promises (durability across a restart, refusing a
+//! newer schema, a private data directory, no contact value in any file).
+//!
+//! Every test works in a directory of its own under the system's temporary directory, removed
+//! when the test ends, pass or fail.
+
+// Tests may unwrap: a failed unwrap is a failed test, with its location.
+#![allow(clippy::unwrap_used)]
+
+mod conformance;
+mod sqlite;
+mod support;
