@@ -91,21 +91,55 @@ struct Shared {
     index: EligibleIndex,
 }
 
-/// The platform side of Tailor.
+/// The platform side of Tailor. Cheap to clone: clones share one engine.
+///
+/// Every write runs in a task of its own: if the caller stops waiting (an HTTP client hangs
+/// up), the store write and the index update it started still finish together, so the index
+/// never misses a committed change.
+#[derive(Clone)]
 pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     store: Arc<dyn Store>,
     key: IndexKey,
     clock: Arc<dyn Clock>,
     limits: Limits,
     shared: RwLock<Shared>,
+    /// Held across a store write and its index update, so that index updates happen in the
+    /// order the store committed them.
     writer: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
-            .field("limits", &self.limits)
+            .field("limits", &self.inner.limits)
             .finish_non_exhaustive()
+    }
+}
+
+/// What one committed batch of account writes added.
+struct BatchCounts {
+    accounts: u64,
+    contact_points: u64,
+    consents: u64,
+}
+
+/// Runs a write to completion in its own task, whatever happens to the caller.
+async fn detached<T, F>(work: F) -> T
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = T> + Send + 'static,
+{
+    match tokio::spawn(work).await {
+        Ok(value) => value,
+        Err(join) => match join.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            // Only a runtime shutting down cancels the task; the caller is going away too.
+            Err(_) => std::future::pending().await,
+        },
     }
 }
 
@@ -120,72 +154,60 @@ impl Engine {
     ) -> Result<Self, EngineError> {
         let index = build_index(store.as_ref(), &policy, clock.now()).await?;
         Ok(Self {
-            store,
-            key,
-            clock,
-            limits,
-            shared: RwLock::new(Shared {
-                policy: Arc::new(policy),
-                index,
+            inner: Arc::new(Inner {
+                store,
+                key,
+                clock,
+                limits,
+                shared: RwLock::new(Shared {
+                    policy: Arc::new(policy),
+                    index,
+                }),
+                writer: tokio::sync::Mutex::new(()),
             }),
-            writer: tokio::sync::Mutex::new(()),
         })
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
+        &self.inner.store
     }
 
     pub fn key(&self) -> &IndexKey {
-        &self.key
+        &self.inner.key
     }
 
     pub fn now(&self) -> Timestamp {
-        self.clock.now()
+        self.inner.clock.now()
     }
 
     /// The limits the engine was opened with.
     pub fn limits(&self) -> Limits {
-        self.limits
+        self.inner.limits
     }
 
     /// The policy in force.
     pub fn policy(&self) -> Arc<Policy> {
-        Arc::clone(&self.read().policy)
+        Arc::clone(&self.inner.read().policy)
     }
 
     /// The accounts an identifier reaches among the eligible contact points.
     pub fn lookup(&self, digest: &KeyedDigest) -> Vec<AccountNo> {
-        self.read().index.lookup(digest).collect()
+        self.inner.read().index.lookup(digest).collect()
     }
 
     /// Entries in the index.
     pub fn index_len(&self) -> usize {
-        self.read().index.len()
+        self.inner.read().index.len()
     }
 
     /// Bytes the index's table holds.
     pub fn index_bytes(&self) -> usize {
-        self.read().index.allocated_bytes()
+        self.inner.read().index.allocated_bytes()
     }
 
     /// Every index entry, sorted (for checks).
     pub fn index_entries(&self) -> Vec<([u8; 12], AccountNo)> {
-        self.read().index.entries()
-    }
-
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, Shared> {
-        // A writer that panicked while holding the lock left the index mid-update; reading it
-        // anyway is the lesser evil than refusing every request, and the next rebuild fixes it.
-        self.shared
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Shared> {
-        self.shared
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner.read().index.entries()
     }
 
     /// Imports NDJSON account lines, streaming, in store transactions of `limits.batch`.
@@ -193,14 +215,15 @@ impl Engine {
         &self,
         mut body: R,
     ) -> Result<ImportSummary, EngineError> {
+        let limits = self.inner.limits;
         let mut summary = ImportSummary::default();
-        let mut batch = Vec::with_capacity(self.limits.batch);
+        let mut batch = Vec::with_capacity(limits.batch);
         let mut line = Vec::new();
         let mut line_no = 0u64;
         let mut read = 0u64;
         loop {
             line.clear();
-            let (n, complete) = read_line(&mut body, &mut line, self.limits.max_line_bytes)
+            let (n, complete) = read_line(&mut body, &mut line, limits.max_line_bytes)
                 .await
                 .map_err(EngineError::Body)?;
             if n == 0 {
@@ -208,7 +231,7 @@ impl Engine {
             }
             line_no += 1;
             read += n as u64;
-            if read > self.limits.max_body_bytes {
+            if read > limits.max_body_bytes {
                 summary.truncated = true;
                 summary.refuse(line_no, None, ImportReject::BodyTooLarge);
                 break;
@@ -222,18 +245,19 @@ impl Engine {
                 summary.refuse(line_no, None, ImportReject::LineTooLong);
                 continue;
             }
-            let now = self.clock.now();
-            let checked = parse_line(&line)
-                .and_then(|parsed| check_account(line_no, parsed, &self.key, now, &mut summary));
+            let now = self.now();
+            let checked = parse_line(&line).and_then(|parsed| {
+                check_account(line_no, parsed, &self.inner.key, now, &mut summary)
+            });
             match checked {
                 Ok(account) => batch.push(account),
                 Err(reason) => summary.refuse(line_no, None, reason),
             }
-            if batch.len() >= self.limits.batch {
-                self.flush(&mut batch, &mut summary).await?;
+            if batch.len() >= limits.batch {
+                self.flush(std::mem::take(&mut batch), &mut summary).await?;
             }
         }
-        self.flush(&mut batch, &mut summary).await?;
+        self.flush(batch, &mut summary).await?;
         Ok(summary)
     }
 
@@ -247,9 +271,9 @@ impl Engine {
             lines: 1,
             ..ImportSummary::default()
         };
-        let now = self.clock.now();
+        let now = self.now();
         let checked = parse_line(body)
-            .and_then(|parsed| check_account(1, parsed, &self.key, now, &mut summary))
+            .and_then(|parsed| check_account(1, parsed, &self.inner.key, now, &mut summary))
             .and_then(|account| {
                 if account.write.account_id == account_id {
                     Ok(account)
@@ -258,7 +282,7 @@ impl Engine {
                 }
             });
         match checked {
-            Ok(account) => self.flush(&mut vec![account], &mut summary).await?,
+            Ok(account) => self.flush(vec![account], &mut summary).await?,
             Err(reason) => summary.refuse(1, None, reason),
         }
         Ok(summary)
@@ -266,56 +290,24 @@ impl Engine {
 
     async fn flush(
         &self,
-        batch: &mut Vec<import::CheckedAccount>,
+        batch: Vec<import::CheckedAccount>,
         summary: &mut ImportSummary,
     ) -> Result<(), EngineError> {
         if batch.is_empty() {
             return Ok(());
         }
-        let _writing = self.writer.lock().await;
-        let mut writes = Vec::with_capacity(batch.len());
-        for account in batch.drain(..) {
-            let mut write = account.write;
-            if account.keep_contacts {
-                if let Some(current) = self.store.account(&write.account_id).await? {
-                    write.contacts = current.contacts.iter().map(as_new_contact).collect();
-                }
+        let inner = Arc::clone(&self.inner);
+        match detached(async move { inner.commit_batch(batch).await }).await {
+            Ok(counts) => {
+                summary.accounts += counts.accounts;
+                summary.contact_points += counts.contact_points;
+                summary.consents += counts.consents;
+                Ok(())
             }
-            writes.push(write);
-        }
-        let consents: u64 = writes.iter().map(|w| w.consents.len() as u64).sum();
-        let now = self.clock.now();
-        let changes = match self.store.write_accounts(writes, now).await {
-            Ok(changes) => changes,
-            Err(source) => {
-                return Err(EngineError::ImportInterrupted {
-                    summary: Box::new(summary.clone()),
-                    source,
-                });
-            }
-        };
-        self.apply(&changes, now);
-        summary.accounts += changes.len() as u64;
-        summary.contact_points += changes
-            .iter()
-            .map(|c| c.after.contacts.len() as u64)
-            .sum::<u64>();
-        summary.consents += consents;
-        Ok(())
-    }
-
-    /// Updates the index for committed changes, in commit order.
-    fn apply(&self, changes: &[AccountChange], now: Timestamp) {
-        let mut shared = self.write();
-        let Shared { policy, index } = &mut *shared;
-        for change in changes {
-            update_account(
-                index,
-                policy,
-                change.before.as_ref(),
-                Some(&change.after),
-                now,
-            );
+            Err(source) => Err(EngineError::ImportInterrupted {
+                summary: Box::new(summary.clone()),
+                source,
+            }),
         }
     }
 
@@ -337,19 +329,33 @@ impl Engine {
             Ok(line) => line,
             Err(reason) => return Ok(Err(refusal(None, reason))),
         };
-        let now = self.clock.now();
-        let consent = match check_consent(line, now) {
+        let consent = match check_consent(line, self.now()) {
             Ok(consent) => consent,
             Err((field, reason)) => return Ok(Err(refusal(Some(field), reason))),
         };
-        let _writing = self.writer.lock().await;
-        let now = self.clock.now();
-        let Some(change) = self.store.append_consent(account_id, consent, now).await? else {
+        let inner = Arc::clone(&self.inner);
+        let account_id = account_id.to_owned();
+        let change = detached(async move {
+            let _writing = inner.writer.lock().await;
+            let now = inner.clock.now();
+            let change = inner
+                .store
+                .append_consent(&account_id, consent, now)
+                .await?;
+            if let Some(change) = &change {
+                inner.apply(std::slice::from_ref(change), now);
+            }
+            Ok::<_, StoreError>(change)
+        })
+        .await?;
+        let Some(change) = change else {
             return Ok(Err(refusal(None, ImportReject::UnknownAccount)));
         };
-        self.apply(std::slice::from_ref(&change), now);
-        let policy = self.policy();
-        Ok(Ok(view::account_view(&change.after, &policy, now)))
+        Ok(Ok(view::account_view(
+            &change.after,
+            &self.policy(),
+            self.now(),
+        )))
     }
 
     /// Erases an account: its contact points and consent history go, and so does every index
@@ -358,23 +364,29 @@ impl Engine {
         if check_account_id(account_id).is_err() {
             return Ok(None);
         }
-        let _writing = self.writer.lock().await;
-        let now = self.clock.now();
-        let Some(erasure) = self.store.erase_account(account_id, now).await? else {
-            return Ok(None);
-        };
-        let removed = {
-            let mut shared = self.write();
-            let Shared { policy, index } = &mut *shared;
-            update_account(index, policy, Some(&erasure.erased), None, now)
-        };
-        Ok(Some(ErasureReport {
-            erased: true,
-            contact_points: erasure.contact_points,
-            consent_events: erasure.consent_events,
-            index_entries: removed as u64,
-            memberships: 0,
-        }))
+        let inner = Arc::clone(&self.inner);
+        let account_id = account_id.to_owned();
+        let report = detached(async move {
+            let _writing = inner.writer.lock().await;
+            let now = inner.clock.now();
+            let Some(erasure) = inner.store.erase_account(&account_id, now).await? else {
+                return Ok::<_, StoreError>(None);
+            };
+            let removed = {
+                let mut shared = inner.write();
+                let Shared { policy, index } = &mut *shared;
+                update_account(index, policy, Some(&erasure.erased), None, now)
+            };
+            Ok(Some(ErasureReport {
+                erased: true,
+                contact_points: erasure.contact_points,
+                consent_events: erasure.consent_events,
+                index_entries: removed as u64,
+                memberships: 0,
+            }))
+        })
+        .await?;
+        Ok(report)
     }
 
     /// What the platform may show about an account: its contact points (never their values),
@@ -383,32 +395,97 @@ impl Engine {
         if check_account_id(account_id).is_err() {
             return Ok(None);
         }
-        let Some(state) = self.store.account(account_id).await? else {
+        let Some(state) = self.inner.store.account(account_id).await? else {
             return Ok(None);
         };
-        let policy = self.policy();
-        Ok(Some(view::account_view(&state, &policy, self.clock.now())))
+        Ok(Some(view::account_view(&state, &self.policy(), self.now())))
     }
 
     /// Puts a new policy in force: the index is rebuilt under it before this returns.
     pub async fn set_policy(&self, policy: Policy) -> Result<(), EngineError> {
-        let _writing = self.writer.lock().await;
-        let index = build_index(self.store.as_ref(), &policy, self.clock.now()).await?;
-        *self.write() = Shared {
-            policy: Arc::new(policy),
-            index,
-        };
-        Ok(())
+        let inner = Arc::clone(&self.inner);
+        detached(async move {
+            let _writing = inner.writer.lock().await;
+            let index = build_index(inner.store.as_ref(), &policy, inner.clock.now()).await?;
+            *inner.write() = Shared {
+                policy: Arc::new(policy),
+                index,
+            };
+            Ok(())
+        })
+        .await
     }
 
     /// Rebuilds the index from the store (what a restart does), returning the new entry count.
     pub async fn rebuild(&self) -> Result<usize, EngineError> {
+        let inner = Arc::clone(&self.inner);
+        detached(async move {
+            let _writing = inner.writer.lock().await;
+            let policy = Arc::clone(&inner.read().policy);
+            let index = build_index(inner.store.as_ref(), &policy, inner.clock.now()).await?;
+            let len = index.len();
+            inner.write().index = index;
+            Ok(len)
+        })
+        .await
+    }
+}
+
+impl Inner {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Shared> {
+        // A writer that panicked while holding the lock left the index mid-update; reading it
+        // anyway is the lesser evil than refusing every request, and the next rebuild fixes it.
+        self.shared
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Shared> {
+        self.shared
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Writes a batch of checked accounts and updates the index, as one step.
+    async fn commit_batch(
+        &self,
+        batch: Vec<import::CheckedAccount>,
+    ) -> Result<BatchCounts, StoreError> {
         let _writing = self.writer.lock().await;
-        let policy = self.policy();
-        let index = build_index(self.store.as_ref(), &policy, self.clock.now()).await?;
-        let len = index.len();
-        self.write().index = index;
-        Ok(len)
+        let mut writes = Vec::with_capacity(batch.len());
+        for account in batch {
+            let mut write = account.write;
+            if account.keep_contacts
+                && let Some(current) = self.store.account(&write.account_id).await?
+            {
+                write.contacts = current.contacts.iter().map(as_new_contact).collect();
+            }
+            writes.push(write);
+        }
+        let consents = writes.iter().map(|w| w.consents.len() as u64).sum();
+        let now = self.clock.now();
+        let changes = self.store.write_accounts(writes, now).await?;
+        self.apply(&changes, now);
+        Ok(BatchCounts {
+            accounts: changes.len() as u64,
+            contact_points: changes.iter().map(|c| c.after.contacts.len() as u64).sum(),
+            consents,
+        })
+    }
+
+    /// Updates the index for committed changes, in commit order.
+    fn apply(&self, changes: &[AccountChange], now: Timestamp) {
+        let mut shared = self.write();
+        let Shared { policy, index } = &mut *shared;
+        for change in changes {
+            update_account(
+                index,
+                policy,
+                change.before.as_ref(),
+                Some(&change.after),
+                now,
+            );
+        }
     }
 }
 

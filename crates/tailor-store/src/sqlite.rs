@@ -47,6 +47,9 @@ pub struct SqliteStore {
 
 struct Inner {
     db: PathBuf,
+    /// `tailor.lock`, held locked for as long as the store is open: two processes serving
+    /// one data directory would each keep an index of their own.
+    _lock: std::fs::File,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
 }
@@ -67,6 +70,7 @@ impl SqliteStore {
     /// This does blocking IO; call it at start, before serving, or from a blocking task.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         schema::create_data_dir(dir)?;
+        let lock = lock_data_dir(dir)?;
         let db = dir.join(DB_FILE);
         schema::create_db_file(&db)?;
         let mut writer = schema::connect(&db, Role::Writer)?;
@@ -74,11 +78,15 @@ impl SqliteStore {
         Ok(Self {
             inner: Arc::new(Inner {
                 db,
+                _lock: lock,
                 writer: Mutex::new(writer),
                 readers: Mutex::new(Vec::new()),
             }),
         })
     }
+
+    /// The lock file's name in the data directory.
+    pub const LOCK_FILE: &'static str = "tailor.lock";
 
     /// The database file.
     pub fn path(&self) -> &Path {
@@ -311,5 +319,36 @@ impl Store for SqliteStore {
             Ok(())
         })
         .await
+    }
+}
+
+/// Takes the data directory's lock, or says that another process holds it.
+fn lock_data_dir(dir: &Path) -> Result<std::fs::File, StoreError> {
+    let path = dir.join(SqliteStore::LOCK_FILE);
+    let data_dir_error = |message: String| StoreError::DataDir {
+        path: dir.display().to_string(),
+        message,
+    };
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).truncate(false).write(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let file = options
+        .open(&path)
+        .map_err(|e| data_dir_error(format!("cannot open {}: {e}", SqliteStore::LOCK_FILE)))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(data_dir_error(
+            "in use by another tailor process (stop it first; a running `tailor serve` \
+             takes imports over HTTP)"
+                .to_owned(),
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err(data_dir_error(format!(
+            "cannot lock {}: {e}",
+            SqliteStore::LOCK_FILE
+        ))),
     }
 }

@@ -76,7 +76,8 @@ fn op() -> impl Strategy<Value = Op> {
 
 async fn check(engine: &Engine, clock: &TestClock, dir: &Scratch) {
     use tailor_engine::Clock;
-    let fresh = build_index(store(dir).as_ref(), &engine.policy(), clock.now())
+    let _ = dir;
+    let fresh = build_index(engine.store().as_ref(), &engine.policy(), clock.now())
         .await
         .unwrap();
     assert_eq!(engine.index_entries(), fresh.entries());

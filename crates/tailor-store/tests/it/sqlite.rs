@@ -556,3 +556,21 @@ async fn an_erased_account_leaves_no_trace_in_the_files() {
         "the erased digest is still in a file"
     );
 }
+
+#[tokio::test]
+async fn one_process_at_a_time_per_data_directory() {
+    let dir = TempDir::new("lock");
+    let first = SqliteStore::open(&dir.data_dir()).unwrap();
+    let err = SqliteStore::open(&dir.data_dir()).unwrap_err();
+    assert!(
+        err.to_string().contains("in use by another tailor process"),
+        "{err}"
+    );
+    // Clones share the lock; dropping the last one releases it.
+    let clone = first.clone();
+    drop(first);
+    assert!(SqliteStore::open(&dir.data_dir()).is_err());
+    drop(clone);
+    let again = SqliteStore::open(&dir.data_dir()).unwrap();
+    again.set_meta("x", b"y").await.unwrap();
+}
