@@ -261,7 +261,7 @@ async fn round_trip<S: Store>(store: S) {
             // Times out of recording order, some equal.
             let at = T0 - (n as i64 % 4) * SECOND;
             let mut c = consent(purposes[n % purposes.len()], state, source, at);
-            c.notice_version = (n % 2 == 0).then(|| format!("v{n}"));
+            c.notice_version = n.is_multiple_of(2).then(|| format!("v{n}"));
             consents.push(c);
         }
     }

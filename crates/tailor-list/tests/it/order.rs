@@ -16,7 +16,7 @@ const ROWS: usize = 3 * 4096 + 1234;
 fn list() -> Vec<u8> {
     let mut input = b"id,email,phone,note\n".to_vec();
     for i in 0..ROWS {
-        let email = if i % 7 == 0 {
+        let email = if i.is_multiple_of(7) {
             format!("user{i}.example.com")
         } else {
             format!("User{i}@Example.com")
@@ -43,10 +43,10 @@ fn list() -> Vec<u8> {
 
 /// What row `i` must come out as, with `keep = ["id"]`.
 fn expected_row(i: usize) -> String {
-    if i % 13 == 0 {
+    if i.is_multiple_of(13) {
         return ",,".to_owned();
     }
-    let email = if i % 7 == 0 {
+    let email = if i.is_multiple_of(7) {
         String::new()
     } else {
         sha256_hex(&format!("user{i}@example.com"))
@@ -100,7 +100,7 @@ fn many_batches_count_exactly_and_reject_on_the_right_lines() {
     let mut rejects = vec!["line,column,reason".to_owned()];
     let (mut emails, mut phones, mut wrong, mut bad_email) = (0, 0, 0, 0);
     for i in 0..ROWS {
-        if i % 13 == 0 {
+        if i.is_multiple_of(13) {
             rejects.push(format!("{line},,wrong_field_count"));
             wrong += 1;
         } else {
