@@ -52,7 +52,7 @@ impl Default for Limits {
         Self {
             max_line_bytes: 64 * 1024,
             max_body_bytes: 8 * 1024 * 1024 * 1024,
-            batch: 1000,
+            batch: 10_000,
         }
     }
 }
@@ -133,7 +133,12 @@ where
     T: Send + 'static,
     F: std::future::Future<Output = T> + Send + 'static,
 {
-    match tokio::spawn(work).await {
+    joined(tokio::spawn(work)).await
+}
+
+/// The value of a task; its panic is the caller's panic.
+async fn joined<T>(task: tokio::task::JoinHandle<T>) -> T {
+    match task.await {
         Ok(value) => value,
         Err(join) => match join.try_into_panic() {
             Ok(panic) => std::panic::resume_unwind(panic),
@@ -221,6 +226,7 @@ impl Engine {
         let mut line = Vec::new();
         let mut line_no = 0u64;
         let mut read = 0u64;
+        let mut in_flight = None;
         loop {
             line.clear();
             let (n, complete) = read_line(&mut body, &mut line, limits.max_line_bytes)
@@ -254,10 +260,20 @@ impl Engine {
                 Err(reason) => summary.refuse(line_no, None, reason),
             }
             if batch.len() >= limits.batch {
-                self.flush(std::mem::take(&mut batch), &mut summary).await?;
+                // One batch commits while the next is read and checked.
+                if let Some(previous) = in_flight.take() {
+                    self.settle(previous, &mut summary).await?;
+                }
+                in_flight = Some(self.start(std::mem::take(&mut batch)));
             }
         }
-        self.flush(batch, &mut summary).await?;
+        if let Some(previous) = in_flight.take() {
+            self.settle(previous, &mut summary).await?;
+        }
+        if !batch.is_empty() {
+            let last = self.start(batch);
+            self.settle(last, &mut summary).await?;
+        }
         Ok(summary)
     }
 
@@ -282,22 +298,31 @@ impl Engine {
                 }
             });
         match checked {
-            Ok(account) => self.flush(vec![account], &mut summary).await?,
+            Ok(account) => {
+                let committing = self.start(vec![account]);
+                self.settle(committing, &mut summary).await?;
+            }
             Err(reason) => summary.refuse(1, None, reason),
         }
         Ok(summary)
     }
 
-    async fn flush(
+    /// Starts committing a batch in a task of its own.
+    fn start(
         &self,
         batch: Vec<import::CheckedAccount>,
+    ) -> tokio::task::JoinHandle<Result<BatchCounts, StoreError>> {
+        let inner = Arc::clone(&self.inner);
+        tokio::spawn(async move { inner.commit_batch(batch).await })
+    }
+
+    /// Waits for a batch started by [`Engine::start`] and counts it.
+    async fn settle(
+        &self,
+        committing: tokio::task::JoinHandle<Result<BatchCounts, StoreError>>,
         summary: &mut ImportSummary,
     ) -> Result<(), EngineError> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let inner = Arc::clone(&self.inner);
-        match detached(async move { inner.commit_batch(batch).await }).await {
+        match joined(committing).await {
             Ok(counts) => {
                 summary.accounts += counts.accounts;
                 summary.contact_points += counts.contact_points;
