@@ -8,7 +8,6 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-
 /// mimalloc instead of the system allocator: the import pipeline, the index rebuild and the
 /// hashing workers allocate on one thread and free on another, which glibc's allocator
 /// serializes behind an arena lock (about a tenth of a rebuild's time went to that lock).

@@ -189,6 +189,20 @@ pub(crate) struct CheckedAccount {
     pub(crate) keep_contacts: bool,
 }
 
+/// Reads and checks one account line on its own, as an import does: the store write it would
+/// make, or why the line is refused; refusals of its parts are in the summary.
+pub fn check_line(
+    bytes: &[u8],
+    key: &IndexKey,
+    now: Timestamp,
+) -> (Result<AccountWrite, ImportReject>, ImportSummary) {
+    let mut summary = ImportSummary::default();
+    let checked = parse_line(bytes)
+        .and_then(|line| check_account(1, line, key, now, &mut summary))
+        .map(|account| account.write);
+    (checked, summary)
+}
+
 /// Reads one line's JSON; serde's messages are dropped, as they may quote values.
 pub(crate) fn parse_line(bytes: &[u8]) -> Result<AccountLine, ImportReject> {
     let text = std::str::from_utf8(bytes).map_err(|_| ImportReject::InvalidUtf8)?;
