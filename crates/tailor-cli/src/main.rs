@@ -15,6 +15,7 @@ use clap::{Parser, Subcommand};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod accounts;
+mod advertisers;
 mod hash;
 mod policy;
 mod runtime;
@@ -36,6 +37,8 @@ enum Command {
     #[command(subcommand)]
     Accounts(accounts::AccountsCommand),
     #[command(subcommand)]
+    Advertisers(advertisers::AdvertisersCommand),
+    #[command(subcommand)]
     Policy(policy::PolicyCommand),
     #[command(subcommand)]
     Tokens(tokens::TokensCommand),
@@ -47,6 +50,7 @@ fn main() -> ExitCode {
         Command::Hash(args) => hash::run(args).map(|()| ExitCode::SUCCESS),
         Command::Serve(args) => serve::run(args),
         Command::Accounts(command) => accounts::run(command),
+        Command::Advertisers(command) => advertisers::run(command),
         Command::Policy(command) => policy::run(command),
         Command::Tokens(command) => tokens::run(command),
     };

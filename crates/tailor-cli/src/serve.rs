@@ -8,11 +8,13 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Args;
+use tailor_core::release::ReleaseConfig;
 use tailor_engine::Limits;
 use tailor_server::config::{DEFAULT_DATA_DIR, DEFAULT_LISTEN};
 use tailor_server::{Config, serve};
 
-/// Run the HTTP API: account import, consent, erasure, eligibility views, metrics.
+/// Run the HTTP API: accounts, consent and erasure; advertisers, audiences, list uploads and
+/// the serving lookup; the OpenAPI document at /v1/openapi.json; metrics.
 ///
 /// Tokens come from TAILOR_ADMIN_TOKEN, TAILOR_SERVING_TOKEN and TAILOR_COMPLIANCE_TOKEN; a
 /// role without one gets a generated token at first start, printed once on stdout and stored
@@ -40,6 +42,11 @@ pub(crate) struct ServeArgs {
     /// The longest account line accepted, in bytes.
     #[arg(long, default_value_t = Limits::default().max_line_bytes)]
     max_line_bytes: usize,
+
+    /// The fewest members an audience needs to be targetable and to have its size shown;
+    /// below it, advertisers see only `{"below_threshold":true}`.
+    #[arg(long, default_value_t = ReleaseConfig::default().min_size, value_parser = clap::value_parser!(u64).range(1..))]
+    min_audience_size: u64,
 }
 
 pub(crate) fn run(args: ServeArgs) -> Result<ExitCode> {
@@ -51,6 +58,9 @@ pub(crate) fn run(args: ServeArgs) -> Result<ExitCode> {
             max_body_bytes: args.max_body_bytes,
             max_line_bytes: args.max_line_bytes,
             ..Limits::default()
+        },
+        release: ReleaseConfig {
+            min_size: args.min_audience_size,
         },
         ..Config::default()
     }

@@ -20,6 +20,7 @@ pub mod keyed;
 pub mod policy;
 pub mod purpose;
 pub mod reject;
+pub mod release;
 
 pub use account::{AccountNo, AccountRegion};
 pub use consent::{ConsentEvent, ConsentSource, ConsentState, Standing};

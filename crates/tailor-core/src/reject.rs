@@ -61,6 +61,12 @@ pub enum RejectReason {
     WrongFieldCount,
     /// The row has no identifier at all (every identifier cell is empty).
     NoIdentifier,
+    /// An NDJSON line that is not a JSON object of identifier fields: not JSON, not an object,
+    /// an identifier field whose value is neither a string nor null, or two values for one kind
+    /// of identifier.
+    MalformedJson,
+    /// An NDJSON line longer than the upload's line limit; its bytes are skipped, not read.
+    LineTooLong,
 }
 
 impl RejectReason {
@@ -88,6 +94,8 @@ impl RejectReason {
         Self::InvalidUtf8,
         Self::WrongFieldCount,
         Self::NoIdentifier,
+        Self::MalformedJson,
+        Self::LineTooLong,
     ];
 
     /// The stable machine-readable code, `snake_case`.
@@ -115,6 +123,8 @@ impl RejectReason {
             Self::InvalidUtf8 => "invalid_utf8",
             Self::WrongFieldCount => "wrong_field_count",
             Self::NoIdentifier => "no_identifier",
+            Self::MalformedJson => "malformed_json",
+            Self::LineTooLong => "line_too_long",
         }
     }
 
@@ -170,6 +180,11 @@ impl RejectReason {
             Self::InvalidUtf8 => "the row is not valid UTF-8",
             Self::WrongFieldCount => "the row has a different number of fields than the header",
             Self::NoIdentifier => "the row has no email or phone identifier",
+            Self::MalformedJson => {
+                "the line is not a JSON object with at most one email and one phone field, \
+                 each a string or null"
+            }
+            Self::LineTooLong => "the line is longer than the upload's line limit",
         }
     }
 }
@@ -242,6 +257,12 @@ mod tests {
             );
         }
         assert_eq!(RejectReason::from_code("nope"), None);
+    }
+
+    #[test]
+    fn all_lists_every_reason_in_declaration_order() {
+        // `RejectCounts::iter` follows the derived order; reports promise the order of `ALL`.
+        assert!(RejectReason::ALL.windows(2).all(|w| w[0] < w[1]));
     }
 
     #[test]

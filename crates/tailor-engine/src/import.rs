@@ -98,6 +98,7 @@ impl ImportReject {
 
 /// A refusal with where it happened.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Refusal {
     /// 1-based line of the body (1 for single-account calls).
     pub line: u64,
@@ -109,6 +110,7 @@ pub struct Refusal {
 
 /// The summary of an import, returned to the caller.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ImportSummary {
     /// Non-blank lines read.
     pub lines: u64,
@@ -147,6 +149,7 @@ impl ImportSummary {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AccountLine {
     account_id: String,
@@ -158,6 +161,7 @@ pub(crate) struct AccountLine {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 struct ContactLine {
     kind: String,
@@ -171,6 +175,7 @@ struct ContactLine {
 
 /// One consent event as sent by the account system (no personal data in it).
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ConsentLine {
     purpose: String,
@@ -179,6 +184,35 @@ pub struct ConsentLine {
     at: String,
     #[serde(default)]
     notice_version: Option<String>,
+}
+
+/// The OpenAPI schema of an account line, named `AccountLine`, for the HTTP API's document.
+/// The line type itself stays private: it holds contact values.
+#[cfg(feature = "openapi")]
+#[derive(Debug)]
+pub struct AccountLineSchema;
+
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for AccountLineSchema {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        <AccountLine as utoipa::PartialSchema>::schema()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for AccountLineSchema {
+    fn name() -> std::borrow::Cow<'static, str> {
+        <AccountLine as utoipa::ToSchema>::name()
+    }
+
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        <AccountLine as utoipa::ToSchema>::schemas(schemas);
+    }
 }
 
 /// An account line turned into a store write.

@@ -15,6 +15,7 @@ use std::sync::{Arc, RwLock};
 
 use jiff::Timestamp;
 use tailor_core::consent::standing;
+use tailor_core::release::ReleaseConfig;
 use tailor_core::{
     AccountFacts, AccountNo, Basis, ContactFacts, EligibleIndex, IndexKey, KeyedDigest,
     MarketingEligible, Policy, Purpose, Standing,
@@ -22,11 +23,16 @@ use tailor_core::{
 use tailor_store::{AccountChange, AccountState, NewContact, Store, StoreError};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
+pub mod advertising;
 mod clock;
 pub mod import;
 pub mod secret;
+mod serving;
 mod view;
 
+pub use advertising::{
+    AdvertiserCreated, AudienceView, JobView, KeyCreated, PartView, Refused, SessionView,
+};
 pub use clock::{Clock, SystemClock};
 pub use import::{ImportReject, ImportSummary, Refusal};
 pub use view::{AccountView, ConsentView, ContactView, ErasureReport, PurposeView};
@@ -82,6 +88,9 @@ pub enum EngineError {
     BadSecret(&'static str),
     #[error("the operating system's random generator failed")]
     Random,
+    /// A task of the engine ended unexpectedly (the engine is shutting down).
+    #[error("an engine task stopped")]
+    Worker,
 }
 
 /// What the index and the policy are, together (swapped together on a policy change).
@@ -89,6 +98,7 @@ pub enum EngineError {
 struct Shared {
     policy: Arc<Policy>,
     index: EligibleIndex,
+    serving: serving::Serving,
 }
 
 /// The platform side of Tailor. Cheap to clone: clones share one engine.
@@ -106,7 +116,12 @@ struct Inner {
     key: IndexKey,
     clock: Arc<dyn Clock>,
     limits: Limits,
+    release: ReleaseConfig,
     shared: RwLock<Shared>,
+    /// Jobs to apply, in order, to the job worker.
+    jobs: tokio::sync::mpsc::UnboundedSender<u64>,
+    /// Requests to be told when the jobs queued so far are done.
+    settle: tokio::sync::mpsc::UnboundedSender<tokio::sync::oneshot::Sender<()>>,
     /// Held across a store write and its index update, so that index updates happen in the
     /// order the store committed them.
     writer: tokio::sync::Mutex<()>,
@@ -157,20 +172,54 @@ impl Engine {
         clock: Arc<dyn Clock>,
         limits: Limits,
     ) -> Result<Self, EngineError> {
-        let index = build_index(store.as_ref(), &policy, clock.now()).await?;
-        Ok(Self {
-            inner: Arc::new(Inner {
-                store,
-                key,
-                clock,
-                limits,
-                shared: RwLock::new(Shared {
-                    policy: Arc::new(policy),
-                    index,
-                }),
-                writer: tokio::sync::Mutex::new(()),
+        Self::open_with(store, key, policy, clock, limits, ReleaseConfig::default()).await
+    }
+
+    /// As [`Engine::open`], with the release settings for advertiser-visible numbers.
+    ///
+    /// Builds the index and the serving map from the store, starts the job worker and the
+    /// expiry sweeper, and resumes the jobs a previous run left queued.
+    pub async fn open_with(
+        store: Arc<dyn Store>,
+        key: IndexKey,
+        policy: Policy,
+        clock: Arc<dyn Clock>,
+        limits: Limits,
+        release: ReleaseConfig,
+    ) -> Result<Self, EngineError> {
+        let now = clock.now();
+        let index = build_index(store.as_ref(), &policy, now).await?;
+        let serving = build_serving(store.as_ref(), now).await?;
+        let (jobs, job_queue) = tokio::sync::mpsc::unbounded_channel();
+        let (settle, settle_queue) = tokio::sync::mpsc::unbounded_channel();
+        let inner = Arc::new(Inner {
+            store,
+            key,
+            clock,
+            limits,
+            release,
+            shared: RwLock::new(Shared {
+                policy: Arc::new(policy),
+                index,
+                serving,
             }),
-        })
+            jobs,
+            settle,
+            writer: tokio::sync::Mutex::new(()),
+        });
+        // Memberships the index no longer supports (a policy change while stopped) end now.
+        inner.revoke_unsupported(now).await?;
+        inner.sweep().await?;
+        for job in inner.store.unfinished_jobs().await? {
+            let _ = inner.jobs.send(job.no);
+        }
+        tokio::spawn(advertising::job_worker(
+            Arc::downgrade(&inner),
+            job_queue,
+            settle_queue,
+        ));
+        tokio::spawn(sweeper(Arc::downgrade(&inner)));
+        Ok(Self { inner })
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -368,7 +417,8 @@ impl Engine {
                 .append_consent(&account_id, consent, now)
                 .await?;
             if let Some(change) = &change {
-                inner.apply(std::slice::from_ref(change), now);
+                let ended = inner.apply(std::slice::from_ref(change), now);
+                inner.revoke(ended, now).await?;
             }
             Ok::<_, StoreError>(change)
         })
@@ -399,15 +449,22 @@ impl Engine {
             };
             let removed = {
                 let mut shared = inner.write();
-                let Shared { policy, index } = &mut *shared;
-                update_account(index, policy, Some(&erasure.erased), None, now)
+                let Shared {
+                    policy,
+                    index,
+                    serving,
+                } = &mut *shared;
+                let before = index.len();
+                update_account(index, policy, Some(&erasure.erased), None, now);
+                serving.remove_account(erasure.erased.no);
+                before - index.len()
             };
             Ok(Some(ErasureReport {
                 erased: true,
                 contact_points: erasure.contact_points,
                 consent_events: erasure.consent_events,
                 index_entries: removed as u64,
-                memberships: 0,
+                memberships: erasure.memberships,
             }))
         })
         .await?;
@@ -431,14 +488,25 @@ impl Engine {
         let inner = Arc::clone(&self.inner);
         detached(async move {
             let _writing = inner.writer.lock().await;
-            let index = build_index(inner.store.as_ref(), &policy, inner.clock.now()).await?;
-            *inner.write() = Shared {
-                policy: Arc::new(policy),
-                index,
-            };
+            let now = inner.clock.now();
+            let index = build_index(inner.store.as_ref(), &policy, now).await?;
+            {
+                let mut shared = inner.write();
+                shared.policy = Arc::new(policy);
+                shared.index = index;
+            }
+            inner.revoke_unsupported(now).await?;
             Ok(())
         })
         .await
+    }
+
+    /// Ends expired memberships and deletes expired upload sessions now (a background task
+    /// does it every minute).
+    pub async fn sweep(&self) -> Result<(), EngineError> {
+        let inner = Arc::clone(&self.inner);
+        detached(async move { inner.sweep().await }).await?;
+        Ok(())
     }
 
     /// Rebuilds the index from the store (what a restart does), returning the new entry count.
@@ -446,10 +514,12 @@ impl Engine {
         let inner = Arc::clone(&self.inner);
         detached(async move {
             let _writing = inner.writer.lock().await;
+            let now = inner.clock.now();
             let policy = Arc::clone(&inner.read().policy);
-            let index = build_index(inner.store.as_ref(), &policy, inner.clock.now()).await?;
+            let index = build_index(inner.store.as_ref(), &policy, now).await?;
             let len = index.len();
             inner.write().index = index;
+            inner.revoke_unsupported(now).await?;
             Ok(len)
         })
         .await
@@ -490,7 +560,8 @@ impl Inner {
         let consents = writes.iter().map(|w| w.consents.len() as u64).sum();
         let now = self.clock.now();
         let changes = self.store.write_accounts(writes, now).await?;
-        self.apply(&changes, now);
+        let ended = self.apply(&changes, now);
+        self.revoke(ended, now).await?;
         Ok(BatchCounts {
             accounts: changes.len() as u64,
             contact_points: changes.iter().map(|c| c.after.contacts.len() as u64).sum(),
@@ -498,19 +569,64 @@ impl Inner {
         })
     }
 
-    /// Updates the index for committed changes, in commit order.
-    fn apply(&self, changes: &[AccountChange], now: Timestamp) {
+    /// Updates the index for committed changes, in commit order; returns the memberships
+    /// whose contact point is no longer eligible. Serving answers stop using them at once
+    /// (they re-check the index); [`Inner::revoke`] ends them in the store.
+    fn apply(&self, changes: &[AccountChange], now: Timestamp) -> Vec<(u32, AccountNo)> {
         let mut shared = self.write();
-        let Shared { policy, index } = &mut *shared;
+        let Shared {
+            policy,
+            index,
+            serving,
+        } = &mut *shared;
+        let mut ended = Vec::new();
         for change in changes {
-            update_account(
+            let eligible = update_account(
                 index,
                 policy,
                 change.before.as_ref(),
                 Some(&change.after),
                 now,
             );
+            ended.extend(serving.no_longer_eligible(change.after.no, &eligible));
         }
+        ended
+    }
+
+    /// Ends memberships whose basis is no longer eligible, in the store and the serving map.
+    async fn revoke(&self, ended: Vec<(u32, AccountNo)>, now: Timestamp) -> Result<(), StoreError> {
+        if ended.is_empty() {
+            return Ok(());
+        }
+        self.store
+            .revoke(ended.clone(), tailor_store::RevokeReason::Ineligible, now)
+            .await?;
+        let mut shared = self.write();
+        for (audience_no, account) in ended {
+            shared.serving.revoke(audience_no, account);
+        }
+        Ok(())
+    }
+
+    /// Ends expired memberships and deletes expired upload sessions.
+    async fn sweep(&self) -> Result<(), StoreError> {
+        let _writing = self.writer.lock().await;
+        let now = self.clock.now();
+        let expired = self.store.expire_memberships(now).await?;
+        {
+            let mut shared = self.write();
+            for (audience_no, account) in expired {
+                shared.serving.revoke(audience_no, account);
+            }
+        }
+        self.store.expire_sessions(now).await?;
+        Ok(())
+    }
+
+    /// Ends every membership the current index does not support.
+    async fn revoke_unsupported(&self, now: Timestamp) -> Result<(), StoreError> {
+        let ended = self.read().unsupported();
+        self.revoke(ended, now).await
     }
 }
 
@@ -547,17 +663,17 @@ pub fn eligible(policy: &Policy, state: &AccountState, at: Timestamp) -> Vec<Mar
         .collect()
 }
 
-/// Brings an account's index entries from `before` to `after`; returns how many were removed.
+/// Brings an account's index entries from `before` to `after`; returns the digests eligible
+/// after.
 fn update_account(
     index: &mut EligibleIndex,
     policy: &Policy,
     before: Option<&AccountState>,
     after: Option<&AccountState>,
     at: Timestamp,
-) -> usize {
+) -> HashSet<KeyedDigest> {
     let new = after.map(|a| eligible(policy, a, at)).unwrap_or_default();
     let new_digests: HashSet<KeyedDigest> = new.iter().flat_map(|e| e.digests().iter()).collect();
-    let mut removed = 0;
     if let Some(before) = before {
         let old: HashSet<KeyedDigest> = before
             .contacts
@@ -565,13 +681,42 @@ fn update_account(
             .flat_map(|c| c.digests.iter())
             .collect();
         for digest in old.difference(&new_digests) {
-            removed += usize::from(index.remove(before.no, digest));
+            index.remove(before.no, digest);
         }
     }
     for eligible in &new {
         index.insert(eligible);
     }
-    removed
+    new_digests
+}
+
+/// Builds the serving map from the store's audiences and live memberships.
+async fn build_serving(store: &dyn Store, now: Timestamp) -> Result<serving::Serving, EngineError> {
+    let mut serving = serving::Serving::default();
+    for audience in store.all_audiences(now).await? {
+        serving.add_audience(&audience);
+    }
+    let mut batches = store.scan_memberships(4096);
+    while let Some(batch) = batches.recv().await {
+        for membership in batch? {
+            serving.grant(&membership);
+        }
+    }
+    Ok(serving)
+}
+
+/// Runs [`Engine::sweep`] once a minute while the engine lives.
+async fn sweeper(inner: std::sync::Weak<Inner>) {
+    let period = std::time::Duration::from_secs(60);
+    // The first sweep waits a period too: the start already ended what expired while stopped.
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(inner) = inner.upgrade() else { return };
+        // A failure is retried at the next tick; serving answers skip expired memberships.
+        let _ = inner.sweep().await;
+    }
 }
 
 /// Builds the index from every account in the store.

@@ -12,10 +12,13 @@ use crate::{basis_name, standings};
 
 /// An account as the admin API shows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AccountView {
     pub account_id: String,
     pub region: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub updated_at: Timestamp,
     pub contact_points: Vec<ContactView>,
     /// The consent standing per purpose of the policy.
@@ -26,12 +29,14 @@ pub struct AccountView {
 
 /// A contact point, without its value.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ContactView {
     pub kind: &'static str,
     pub context: &'static str,
     pub verified: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notice_version: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub added_at: Timestamp,
     /// Per purpose of the policy: eligible or not, and why.
     pub purposes: BTreeMap<&'static str, PurposeView>,
@@ -39,6 +44,7 @@ pub struct ContactView {
 
 /// Whether a contact point may be used for one purpose.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PurposeView {
     pub eligible: bool,
     /// When eligible: `consent`, `opt_out_regime` or `not_required`.
@@ -54,6 +60,7 @@ pub struct PurposeView {
 
 /// The consent standing for one purpose.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConsentView {
     /// `granted`, `withdrawn` (withdrawn, objected or opted out) or `none`.
     pub state: &'static str,
@@ -64,6 +71,7 @@ pub struct ConsentView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recorded_state: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub at: Option<Timestamp>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notice_version: Option<String>,
@@ -71,6 +79,7 @@ pub struct ConsentView {
 
 /// What an erasure removed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErasureReport {
     pub erased: bool,
     pub contact_points: u64,

@@ -20,7 +20,7 @@ pub enum Column {
     PhoneSha256,
 }
 
-/// Accepted header names, after [`header_key`].
+/// Accepted header names, as [`key_matches`] compares them (lowercase, `_` for separators).
 const ALIASES: &[(Column, &[&str])] = &[
     (
         Column::Email,
@@ -74,11 +74,13 @@ const ALIASES: &[(Column, &[&str])] = &[
 
 impl Column {
     /// The column a header name designates, if it is an identifier column.
+    ///
+    /// Allocates nothing: NDJSON uploads call it for every field of every line.
     pub fn from_header(name: &str) -> Option<Column> {
-        let key = header_key(name);
+        let name = name.trim();
         ALIASES
             .iter()
-            .find(|(_, names)| names.contains(&key.as_str()))
+            .find(|(_, names)| names.iter().any(|alias| key_matches(name, alias)))
             .map(|&(column, _)| column)
     }
 
@@ -104,14 +106,20 @@ pub(crate) const fn digest_column_name(kind: IdentifierKind) -> &'static str {
     }
 }
 
-fn header_key(name: &str) -> String {
-    name.trim()
-        .chars()
-        .map(|c| match c {
-            ' ' | '-' | '.' => '_',
-            c => c.to_ascii_lowercase(),
+/// Whether a trimmed header name is `alias` once lowercased (ASCII) with spaces, hyphens and
+/// dots read as underscores.
+///
+/// Byte by byte: aliases are ASCII, and the bytes of a non-ASCII character are all above 0x7F,
+/// so they are left alone by the mapping and never equal an alias byte.
+fn key_matches(name: &str, alias: &str) -> bool {
+    name.len() == alias.len()
+        && name.bytes().zip(alias.bytes()).all(|(n, a)| {
+            let n = match n {
+                b' ' | b'-' | b'.' => b'_',
+                n => n.to_ascii_lowercase(),
+            };
+            n == a
         })
-        .collect()
 }
 
 /// The columns of one list: every header name, and where its identifiers are.
@@ -220,7 +228,15 @@ mod tests {
         for (name, column) in cases {
             assert_eq!(Column::from_header(name), Some(column), "{name}");
         }
-        for name in ["first_name", "", "emails", "customer_id"] {
+        for name in [
+            "first_name",
+            "",
+            "emails",
+            "customer_id",
+            "emaİl",
+            "e\u{2010}mail",
+            "email_",
+        ] {
             assert_eq!(Column::from_header(name), None, "{name}");
         }
     }

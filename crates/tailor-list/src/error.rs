@@ -59,6 +59,13 @@ pub enum ListError {
     )]
     KeepIdentifierColumn { name: String },
 
+    /// A record grew beyond the reader's record limit (see `ListReader::with_record_limit`).
+    #[error(
+        "the record starting at line {line} (or after blank lines) is longer than {limit} \
+         bytes; is a quote left open?"
+    )]
+    RecordTooLong { line: u64, limit: u64 },
+
     /// Reading the input failed.
     #[error("cannot read the list at line {line}: {source}")]
     Read {

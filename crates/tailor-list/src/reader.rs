@@ -64,7 +64,7 @@ impl<R: Read> ListReader<R> {
             .from_reader(Tail::new(Cursor::new(prefix).chain(input)));
         let names = csv
             .byte_headers()
-            .map_err(|e| read_error(1, e))?
+            .map_err(|e| read_error(1, e, None))?
             .iter()
             .map(|name| std::str::from_utf8(name).map(str::to_owned))
             .collect::<Result<Vec<String>, _>>()
@@ -87,6 +87,18 @@ impl<R: Read> ListReader<R> {
         self.delimiter
     }
 
+    /// Fails the list with [`ListError::RecordTooLong`] when one record (with the empty lines
+    /// before it) grows beyond `limit` bytes, instead of buffering it whole.
+    ///
+    /// A record that long is an unclosed quote swallowing the rest of the input, and a server
+    /// reading an upload cannot let one body take unbounded memory. The parser's memory then
+    /// stays below `limit` plus its read buffer.
+    pub fn with_record_limit(mut self, limit: usize) -> Self {
+        self.csv.get_mut().limit = Some(limit as u64);
+        self.mark_record_end();
+        self
+    }
+
     /// Reads the next data record into `record`; `false` at the end of the list.
     ///
     /// [`ByteRecord::position`] then gives the record's first line (1-based, the header being
@@ -99,17 +111,31 @@ impl<R: Read> ListReader<R> {
                 let line = error
                     .position()
                     .map_or_else(|| self.csv.position().line(), csv::Position::line);
-                read_error(line, error)
+                let tail = self.csv.get_ref();
+                let limit = tail.limit.map(|limit| (limit, tail.next_line));
+                read_error(line, error, limit)
             })?;
             if !read {
                 return Ok(false);
             }
+            self.mark_record_end();
             if record.len() == 1 && is_blank(&record[0]) {
                 continue;
             }
             self.set_first_line(record);
             return Ok(true);
         }
+    }
+
+    /// Tells the [`Tail`] where the record just read ends, for the record limit.
+    fn mark_record_end(&mut self) {
+        let end = self.csv.position();
+        let (byte, line) = (end.byte(), end.line());
+        let tail = self.csv.get_mut();
+        // After a CRLF record the parser stops before the `\n` (see `set_first_line`).
+        let before_line_feed = tail.byte_at(byte) == Some(b'\n');
+        tail.record_end = byte;
+        tail.next_line = line + u64::from(before_line_feed);
     }
 
     /// Replaces the line of `record`'s position by the line its first byte is on.
@@ -147,6 +173,12 @@ struct Tail<R> {
     offset: u64,
     /// The byte at offset `o` is at `o % RING`, for the last `RING` offsets.
     ring: Box<[u8]>,
+    /// The offset where the last record the parser handed out ends.
+    record_end: u64,
+    /// The line the next record starts on, or after blank lines.
+    next_line: u64,
+    /// How many bytes past `record_end` the parser may ask for.
+    limit: Option<u64>,
 }
 
 /// Twice the parser's buffer, which holds at most one read's worth of unconsumed bytes.
@@ -158,6 +190,9 @@ impl<R> Tail<R> {
             inner,
             offset: 0,
             ring: vec![0; RING].into_boxed_slice(),
+            record_end: 0,
+            next_line: 1,
+            limit: None,
         }
     }
 
@@ -173,6 +208,13 @@ impl<R> Tail<R> {
 
 impl<R: Read> Read for Tail<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        // The parser asks for more only once it has consumed what it holds, so every byte
+        // since the last record's end belongs to the record it is reading.
+        if let Some(limit) = self.limit
+            && self.offset.saturating_sub(self.record_end) > limit
+        {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, RecordTooLong));
+        }
         let n = self.inner.read(buf)?;
         let skipped = n.saturating_sub(RING);
         let kept = &buf[skipped..n];
@@ -185,8 +227,26 @@ impl<R: Read> Read for Tail<R> {
     }
 }
 
-fn read_error(line: u64, error: csv::Error) -> ListError {
+/// The marker [`Tail`] fails a read with when a record outgrows the limit.
+#[derive(Debug)]
+struct RecordTooLong;
+
+impl std::fmt::Display for RecordTooLong {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a record is longer than the limit")
+    }
+}
+
+impl std::error::Error for RecordTooLong {}
+
+/// The error for a failed read at `line`; `limit` is the record limit, if any, with the line
+/// the record being read starts on.
+fn read_error(line: u64, error: csv::Error, limit: Option<(u64, u64)>) -> ListError {
     let source = match error.into_kind() {
+        csv::ErrorKind::Io(io) if io.get_ref().is_some_and(|e| e.is::<RecordTooLong>()) => {
+            let (limit, line) = limit.unwrap_or((0, line));
+            return ListError::RecordTooLong { line, limit };
+        }
         csv::ErrorKind::Io(io) => io,
         other => io::Error::new(io::ErrorKind::InvalidData, format!("{other:?}")),
     };

@@ -14,42 +14,13 @@ use axum::response::{IntoResponse, Response};
 use futures_util::TryStreamExt as _;
 use serde_json::{Value, json};
 use tailor_core::Policy;
-use tailor_engine::{ImportReject, ImportSummary};
+use tailor_engine::import::{AccountLineSchema, ConsentLine};
+use tailor_engine::{AccountView, ErasureReport, ImportReject, ImportSummary};
 use tokio_util::io::StreamReader;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
+use crate::request;
 use crate::state::AppState;
-
-/// The account id from the path.
-fn account_id(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
-    path.map(|Path(id)| id).map_err(|_| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_path",
-            "the account id in the path is not valid percent-encoded UTF-8",
-        )
-    })
-}
-
-/// A buffered body, within the route's limit.
-fn body(state: &AppState, body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
-    body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                "the request body is larger than this endpoint accepts",
-            )
-        } else {
-            state.metrics().error("body");
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "body_unreadable",
-                "the request body could not be read to its end",
-            )
-        }
-    })
-}
 
 /// A summary as the answer, with an `error` beside it when the status is not 200.
 fn summary_response(
@@ -70,7 +41,22 @@ fn summary_response(
         .into_response()
 }
 
-/// `POST /v1/admin/accounts`: NDJSON, one account per line, streamed into the engine.
+/// Import accounts: NDJSON, one account line per line, streamed into the engine.
+///
+/// Each line's `contacts` replace the account's contact points (omit it to keep them); its
+/// `consents` are appended to the history. Every write has updated the eligible index (and
+/// ended the memberships it no longer supports) before the answer.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/accounts",
+    tag = "admin",
+    request_body(content = AccountLineSchema, content_type = "application/x-ndjson", description = "One account line per line"),
+    responses(
+        (status = 200, description = "What was imported and refused, by line and reason", body = ImportSummary),
+        (status = 400, description = "The body broke off", body = ErrorBody),
+        (status = 413, description = "The body went over the size limit; the summary of what was imported before it stands beside `error`", body = ErrorBody),
+    )
+)]
 pub(crate) async fn import(
     State(state): State<AppState>,
     body: Body,
@@ -107,15 +93,26 @@ pub(crate) async fn import(
     }
 }
 
-/// `PUT /v1/admin/accounts/{account_id}`: one account line, naming the same id.
+/// Write one account: an account line naming the same id.
+#[utoipa::path(
+    put,
+    path = "/v1/admin/accounts/{account_id}",
+    tag = "admin",
+    params(("account_id" = String, Path, description = "The platform's account id")),
+    request_body(content = AccountLineSchema, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The summary", body = ImportSummary),
+        (status = 422, description = "The line was refused; the summary's `errors` say why", body = ErrorBody),
+    )
+)]
 pub(crate) async fn put_account(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
     bytes: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let engine = state.ready_engine()?;
-    let id = account_id(path)?;
-    let bytes = body(&state, bytes)?;
+    let id = request::path_id(path)?;
+    let bytes = request::buffered(&state, bytes)?;
     let summary = engine
         .put_account(&id, &bytes)
         .await
@@ -138,14 +135,24 @@ pub(crate) async fn put_account(
     }
 }
 
-/// `GET /v1/admin/accounts/{account_id}`: the account, its contact points without values,
-/// what each is eligible for and why not, and its consent standing.
+/// Read an account: its contact points without values, what each is eligible for and why
+/// not, and its consent standing.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/accounts/{account_id}",
+    tag = "admin",
+    params(("account_id" = String, Path, description = "The platform's account id")),
+    responses(
+        (status = 200, description = "The account", body = AccountView),
+        (status = 404, description = "No account has this id", body = ErrorBody),
+    )
+)]
 pub(crate) async fn view(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let engine = state.ready_engine()?;
-    let id = account_id(path)?;
+    let id = request::path_id(path)?;
     match engine
         .view(&id)
         .await
@@ -156,20 +163,42 @@ pub(crate) async fn view(
     }
 }
 
+/// The answer to a policy change.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct PolicyChanged {
+    /// `sha256:` and the hex digest of the policy file.
+    policy_version: String,
+    index_entries: usize,
+}
+
 fn unknown_account() -> ApiError {
     ApiError::not_found("account_not_found", "no account has this id")
 }
 
-/// `POST /v1/admin/accounts/{account_id}/consents`: one consent event; the answer is the
-/// account as it stands after it.
+/// Record one consent event; the answer is the account as it stands after it.
+///
+/// A withdrawal, objection, GPC signal or opt-out has removed the account from every audience
+/// and from the serving answers before this returns.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/accounts/{account_id}/consents",
+    tag = "admin",
+    params(("account_id" = String, Path, description = "The platform's account id")),
+    request_body = ConsentLine,
+    responses(
+        (status = 200, description = "The account after the event", body = AccountView),
+        (status = 404, description = "No account has this id", body = ErrorBody),
+        (status = 422, description = "The event was refused (`field`, `reason`)", body = ErrorBody),
+    )
+)]
 pub(crate) async fn record_consent(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
     bytes: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let engine = state.ready_engine()?;
-    let id = account_id(path)?;
-    let bytes = body(&state, bytes)?;
+    let id = request::path_id(path)?;
+    let bytes = request::buffered(&state, bytes)?;
     let outcome = engine
         .record_consent(&id, &bytes)
         .await
@@ -197,13 +226,23 @@ pub(crate) async fn record_consent(
     }
 }
 
-/// `DELETE /v1/admin/accounts/{account_id}`: erasure; the answer says what went.
+/// Erase an account; the answer says what went.
+#[utoipa::path(
+    delete,
+    path = "/v1/admin/accounts/{account_id}",
+    tag = "admin",
+    params(("account_id" = String, Path, description = "The platform's account id")),
+    responses(
+        (status = 200, description = "What the erasure removed", body = ErasureReport),
+        (status = 404, description = "No account has this id", body = ErrorBody),
+    )
+)]
 pub(crate) async fn erase(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let engine = state.ready_engine()?;
-    let id = account_id(path)?;
+    let id = request::path_id(path)?;
     let report = engine
         .erase(&id)
         .await
@@ -215,8 +254,17 @@ pub(crate) async fn erase(
     }
 }
 
-/// `PUT /v1/admin/policy`: a new policy (TOML), checked, then put in force with the index
-/// rebuilt under it before the answer.
+/// Put a new policy (TOML) in force, with the index rebuilt under it before the answer.
+#[utoipa::path(
+    put,
+    path = "/v1/admin/policy",
+    tag = "admin",
+    request_body(content = String, content_type = "application/toml", description = "A policy file (`tailor policy show` prints the shipped one)"),
+    responses(
+        (status = 200, description = "The policy in force", body = PolicyChanged),
+        (status = 422, description = "The policy was refused; `problems` lists each with its line", body = ErrorBody),
+    )
+)]
 ///
 /// The new policy lasts until the server stops: a restart enforces the policy given at start
 /// (`--policy`, or the shipped one). To keep a policy, change that file too.
@@ -225,7 +273,7 @@ pub(crate) async fn set_policy(
     bytes: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let engine = state.ready_engine()?;
-    let bytes = body(&state, bytes)?;
+    let bytes = request::buffered(&state, bytes)?;
     let invalid = |problems: Value| {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -255,5 +303,9 @@ pub(crate) async fn set_policy(
     state.index_changed();
     let entries = engine.index_len();
     tracing::info!(policy_version = %version, index_entries = entries, "policy changed");
-    Ok(Json(json!({"policy_version": version, "index_entries": entries})).into_response())
+    Ok(Json(PolicyChanged {
+        policy_version: version,
+        index_entries: entries,
+    })
+    .into_response())
 }

@@ -1,5 +1,6 @@
 //! What `tailor serve` is told: where its data lives, where it listens, which policy it
-//! enforces, its limits, and the secrets it may take from the environment.
+//! enforces, its limits, how audience sizes are released, and the secrets it may take from the
+//! environment.
 //!
 //! Secrets (the index key, the callers' tokens) are held in zeroizing strings and never
 //! printed: `Debug` says whether each is set, not what it is.
@@ -8,6 +9,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use tailor_core::Policy;
+use tailor_core::release::ReleaseConfig;
 use tailor_engine::Limits;
 use zeroize::Zeroizing;
 
@@ -33,6 +35,8 @@ pub struct Config {
     /// A policy file; `None` for the shipped policy.
     pub policy: Option<PathBuf>,
     pub limits: Limits,
+    /// How advertiser-visible numbers are released (the minimum audience size).
+    pub release: ReleaseConfig,
     /// The index key (`TAILOR_SECRET_KEY`); `None` to use or create `secret.key` in the data
     /// directory.
     pub secret_key: Option<Zeroizing<String>>,
@@ -91,6 +95,7 @@ impl Default for Config {
             listen: DEFAULT_LISTEN.to_owned(),
             policy: None,
             limits: Limits::default(),
+            release: ReleaseConfig::default(),
             secret_key: None,
             tokens: EnvTokens::default(),
         }
@@ -104,6 +109,7 @@ impl fmt::Debug for Config {
             .field("listen", &self.listen)
             .field("policy", &self.policy)
             .field("limits", &self.limits)
+            .field("release", &self.release)
             .field("secret_key", &self.secret_key.as_ref().map(|_| "<set>"))
             .field("tokens", &self.tokens)
             .finish()

@@ -12,7 +12,8 @@ use std::fmt;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::{Map, Value};
 use tailor_core::policy::PolicyProblem;
 use tailor_engine::EngineError;
 use tailor_store::StoreError;
@@ -89,6 +90,23 @@ impl fmt::Display for ProblemList<'_> {
     }
 }
 
+/// The body of every error answer (other fields may stand beside `error`).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"error": {"code": "audience_not_found", "message": "no audience has this id"}}))]
+pub(crate) struct ErrorBody<'a> {
+    #[serde(borrow)]
+    pub(crate) error: ErrorDetail<'a>,
+}
+
+/// What went wrong: a stable code and a fixed message, never a submitted value.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct ErrorDetail<'a> {
+    /// A stable, machine-readable code such as `unauthorized` or `invalid_field`.
+    pub(crate) code: &'static str,
+    /// A fixed English sentence for people.
+    pub(crate) message: &'a str,
+}
+
 /// An error answer to an HTTP request.
 #[derive(Debug)]
 pub struct ApiError {
@@ -155,12 +173,46 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, code, message)
     }
 
+    /// A field of the request that is missing, of the wrong type or out of range; `field` is
+    /// a name this server knows (never one taken from the request).
+    pub fn invalid_field(field: &'static str) -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            "a field is missing, of the wrong type or out of range; `field` names it",
+        )
+        .with("field", Value::from(field))
+    }
+
+    /// The request does not fit the state of what it names (a session committed already).
+    pub fn conflict(message: &'static str) -> Self {
+        Self::new(StatusCode::CONFLICT, "conflict", message)
+    }
+
+    /// A bug: the request reached a handler without what the route guarantees.
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the server failed; the request may not have been applied",
+        )
+    }
+
     /// The index is still being built.
     pub fn not_ready() -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "not_ready",
             "the server is building its index; retry when /readyz reports ready",
+        )
+    }
+
+    /// An advertiser's API key on an endpoint of the platform's roles.
+    pub fn forbidden_advertiser() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "an advertiser key may not use this endpoint",
         )
     }
 
@@ -212,9 +264,13 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut body = self.extra;
+        let detail = ErrorDetail {
+            code: self.code,
+            message: &self.message,
+        };
         body.insert(
             "error".to_owned(),
-            json!({"code": self.code, "message": self.message}),
+            serde_json::to_value(detail).unwrap_or(Value::Null),
         );
         let mut response = (self.status, axum::Json(Value::Object(body))).into_response();
         if self.challenge {

@@ -16,6 +16,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use tailor_core::release::ReleaseConfig;
 use tailor_core::{IndexKey, Policy};
 use tailor_engine::secret::{SecretSource, load_index_key};
 use tailor_engine::{Engine, Limits, SystemClock};
@@ -45,6 +46,7 @@ pub struct Server {
     key: IndexKey,
     policy: Policy,
     limits: Limits,
+    release: ReleaseConfig,
     origins: Vec<(Role, TokenOrigin)>,
     secret_source: SecretSource,
 }
@@ -88,6 +90,7 @@ impl Server {
             key,
             policy,
             limits: config.limits,
+            release: config.release,
             origins,
             secret_source,
         })
@@ -127,6 +130,7 @@ impl Server {
             key,
             policy,
             limits,
+            release,
             ..
         } = self;
         tracing::info!(%addr, "listening");
@@ -136,7 +140,9 @@ impl Server {
             let failed = Arc::clone(&failed);
             async move {
                 let started = Instant::now();
-                let opened = Engine::open(store, key, policy, Arc::new(SystemClock), limits).await;
+                let opened =
+                    Engine::open_with(store, key, policy, Arc::new(SystemClock), limits, release)
+                        .await;
                 let engine = match opened {
                     Ok(engine) => Arc::new(engine),
                     Err(error) => {

@@ -4,7 +4,9 @@
 //! text when it is; `RUST_LOG` filters, `info` by default); stdout is kept for the few lines
 //! an operator or a script reads (tokens shown once, the bound address, readiness). A request
 //! is logged and counted by its route *template*, method, status and latency only: never the
-//! raw path (which holds an account id), the query, a header or a body.
+//! raw path (which holds an account id), the query, a header or a body. Serving lookups are
+//! counted like every request but logged only at `debug`: at ad-serving rates a line each
+//! would cost more than the answer.
 
 use std::io::IsTerminal as _;
 use std::time::Instant;
@@ -15,6 +17,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use tracing_subscriber::EnvFilter;
 
+use crate::routes::{Access, Route};
 use crate::state::AppState;
 
 /// Installs the process's log subscriber; does nothing if one is installed already.
@@ -32,16 +35,9 @@ pub fn init_logging() {
     };
 }
 
-/// The route template a request matched, as a static string.
-fn route(request: &Request) -> &'static str {
-    let Some(matched) = request.extensions().get::<MatchedPath>() else {
-        return "unmatched";
-    };
-    crate::ROUTES
-        .iter()
-        .copied()
-        .find(|route| *route == matched.as_str())
-        .unwrap_or("unmatched")
+/// The route a request matched, from the fixed table.
+fn route(request: &Request) -> Option<&'static Route> {
+    crate::routes::find(request.extensions().get::<MatchedPath>()?.as_str())
 }
 
 fn method(method: &Method) -> &'static str {
@@ -57,13 +53,17 @@ fn method(method: &Method) -> &'static str {
     }
 }
 
-/// Counts and logs every request by route template, method, status and latency.
+/// Counts and logs every request by route template, method, status and latency. Serving
+/// lookups (the hot path, thousands a second) are logged at `debug` only; every other request
+/// at `info`.
 pub(crate) async fn observe(
     State(state): State<AppState>,
     request: Request,
     next: Next,
 ) -> Response {
-    let route = route(&request);
+    let matched = route(&request);
+    let route = matched.map_or("unmatched", |r| r.path);
+    let quiet = matched.is_some_and(|r| r.access == Access::Serving);
     let method = method(request.method());
     let started = Instant::now();
     let response = next.run(request).await;
@@ -73,6 +73,10 @@ pub(crate) async fn observe(
         .metrics()
         .request(route, method, status, elapsed.as_secs_f64());
     let latency_ms = elapsed.as_secs_f64() * 1000.0;
-    tracing::info!(route, method, status, latency_ms, "request");
+    if quiet {
+        tracing::debug!(route, method, status, latency_ms, "request");
+    } else {
+        tracing::info!(route, method, status, latency_ms, "request");
+    }
     response
 }

@@ -5,7 +5,10 @@
 //! into the library so that every backend's tests (here and in sibling crates) run the same
 //! checks; it depends on nothing beyond this crate's own dependencies and must never be
 //! called outside tests. Its contact points are synthetic keyed digests: no identifier is
-//! needed to check a store.
+//! needed to check a store. The advertiser side's checks (audiences, jobs, memberships and
+//! their history) are in the `audiences` submodule.
+
+mod audiences;
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -43,6 +46,7 @@ where
     big_write_is_whole(fresh().await).await;
     same_account_twice_in_one_call(fresh().await).await;
     concurrent_writers(Arc::new(fresh().await)).await;
+    audiences::run(&fresh).await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -335,6 +339,7 @@ async fn round_trip<S: Store>(store: S) {
             live_contact_points: contacts.len() as u64,
             consent_events: consents.len() as u64,
             erasures: 0,
+            ..StoreCounts::default()
         },
         "{CHECK}: counts"
     );
@@ -758,6 +763,7 @@ async fn erasure<S: Store>(store: S) {
             live_contact_points: 1,
             consent_events: 1,
             erasures: 1,
+            ..StoreCounts::default()
         },
         "{CHECK}: counts after erasure"
     );
@@ -820,6 +826,7 @@ async fn erasure<S: Store>(store: S) {
             live_contact_points: 2,
             consent_events: 2,
             erasures: 1,
+            ..StoreCounts::default()
         },
         "{CHECK}: counts after re-creation"
     );
@@ -1005,6 +1012,7 @@ async fn counts_follow_every_write<S: Store>(store: S) {
         live_contact_points,
         consent_events,
         erasures,
+        ..StoreCounts::default()
     };
     let email = |seed| contact(seed, ContactKind::Email, Context::Profile, true);
     let writes = vec![
@@ -1160,6 +1168,7 @@ async fn big_write_is_whole<S: Store>(store: S) {
             live_contact_points: 2 * ACCOUNTS,
             consent_events: ACCOUNTS,
             erasures: 0,
+            ..StoreCounts::default()
         },
         "{CHECK}: counts"
     );
@@ -1215,6 +1224,7 @@ async fn same_account_twice_in_one_call<S: Store>(store: S) {
             live_contact_points: 1,
             consent_events: 2,
             erasures: 0,
+            ..StoreCounts::default()
         },
         "{CHECK}: counts"
     );
@@ -1284,6 +1294,7 @@ async fn concurrent_writers<S: Store>(store: Arc<S>) {
             live_contact_points: total,
             consent_events: total + TASKS * CALLS,
             erasures: 0,
+            ..StoreCounts::default()
         },
         "{CHECK}: counts"
     );

@@ -2,8 +2,10 @@
 //!
 //! Variants are classified by where the fault lies: the database failed (`Database`), what it
 //! holds cannot be read by this version (`Corrupt`, `SchemaTooNew`), the data directory cannot
-//! be used (`DataDir`), or a capacity limit was reached (`TooManyAccounts`). Messages never
-//! carry a contact value, a digest or an account id: none of them may reach a log.
+//! be used (`DataDir`), a capacity limit was reached (`TooManyAccounts`), or the request does
+//! not fit what is stored (`Conflict`: a session committed twice, a job that is already
+//! finished, a row that a concurrent call removed, an id that is taken). Messages never carry
+//! a contact value, a digest or an account id: none of them may reach a log.
 
 /// A storage failure. Never carries a contact value (none crosses this boundary).
 #[derive(Debug, thiserror::Error)]
@@ -28,4 +30,9 @@ pub enum StoreError {
     /// An account number beyond what the index can hold.
     #[error("more than 2^32 accounts")]
     TooManyAccounts,
+    /// The request does not fit the stored state: it was already done (a session committed
+    /// twice, a job applied or failed twice), what it refers to is gone (a session expired or
+    /// an audience deleted meanwhile), or a unique id is taken. The message is fixed text.
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
 }

@@ -14,13 +14,19 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 use tailor_core::{
     AccountNo, AccountRegion, ConsentEvent, ConsentSource, ConsentState, ContactDigests,
-    ContactKind, Context, Purpose,
+    ContactKind, Context, KeyedDigest, Purpose,
 };
 
+pub mod audience;
 pub mod conformance;
 mod error;
 mod sqlite;
 
+pub use audience::{
+    Advertiser, ApiKeyRecord, Applied, Audience, Grant, Job, JobCounts, JobOp, JobState,
+    Membership, MembershipChange, MembershipEvent, NewAdvertiser, NewAudience, NewJob,
+    RevokeReason, SessionPart, UploadSession,
+};
 pub use error::StoreError;
 pub use sqlite::SqliteStore;
 
@@ -98,6 +104,8 @@ pub struct Erasure {
     pub contact_points: u64,
     /// Consent events deleted.
     pub consent_events: u64,
+    /// Live memberships ended (their history rows are deleted with the account).
+    pub memberships: u64,
 }
 
 /// Storage for Tailor. Every method is atomic: it commits entirely or not at all, and a
@@ -152,6 +160,13 @@ pub trait Store: Send + Sync + 'static {
     /// One account's current state.
     async fn account(&self, account_id: &str) -> Result<Option<AccountState>, StoreError>;
 
+    /// The number of an account, from its id (the serving path's one store read).
+    async fn account_no(&self, account_id: &str) -> Result<Option<AccountNo>, StoreError>;
+
+    /// The current states of the given accounts (those that exist), in account-number order.
+    async fn accounts_by_no(&self, accounts: &[AccountNo])
+    -> Result<Vec<AccountState>, StoreError>;
+
     /// Every account's current state, in account-number order, in batches of at most `batch`
     /// (0 counts as 1), sent on the returned bounded channel by a task of the backend's own
     /// (for rebuilding the index at start). The scan reads one consistent snapshot. A failure
@@ -161,6 +176,205 @@ pub trait Store: Send + Sync + 'static {
         &self,
         batch: usize,
     ) -> tokio::sync::mpsc::Receiver<Result<Vec<AccountState>, StoreError>>;
+
+    // Advertisers and their keys.
+
+    /// Creates an advertiser with its first API key.
+    async fn create_advertiser(
+        &self,
+        new: NewAdvertiser,
+        now: Timestamp,
+    ) -> Result<Advertiser, StoreError>;
+
+    async fn advertiser(&self, advertiser_id: &str) -> Result<Option<Advertiser>, StoreError>;
+
+    /// The advertiser owning an unrevoked key with this SHA-256.
+    async fn advertiser_by_key(
+        &self,
+        key_sha256: &[u8; 32],
+    ) -> Result<Option<Advertiser>, StoreError>;
+
+    /// Adds a key (rotation: add, then revoke the old one).
+    async fn add_api_key(
+        &self,
+        advertiser_no: u32,
+        key_id: &str,
+        key_sha256: [u8; 32],
+        now: Timestamp,
+    ) -> Result<ApiKeyRecord, StoreError>;
+
+    /// Revokes a key of this advertiser; `None` if it has no such key.
+    async fn revoke_api_key(
+        &self,
+        advertiser_no: u32,
+        key_id: &str,
+        now: Timestamp,
+    ) -> Result<Option<ApiKeyRecord>, StoreError>;
+
+    async fn api_keys(&self, advertiser_no: u32) -> Result<Vec<ApiKeyRecord>, StoreError>;
+
+    // Audiences. Every lookup is scoped to its advertiser: another advertiser's id is `None`.
+
+    async fn create_audience(
+        &self,
+        new: NewAudience,
+        now: Timestamp,
+    ) -> Result<Audience, StoreError>;
+
+    /// The advertiser's audiences, with members counted unexpired at `now`.
+    async fn audiences(
+        &self,
+        advertiser_no: u32,
+        now: Timestamp,
+    ) -> Result<Vec<Audience>, StoreError>;
+
+    async fn audience(
+        &self,
+        advertiser_no: u32,
+        audience_id: &str,
+        now: Timestamp,
+    ) -> Result<Option<Audience>, StoreError>;
+
+    /// Every audience of every advertiser, with members counted at `now` (for the serving
+    /// map at start).
+    async fn all_audiences(&self, now: Timestamp) -> Result<Vec<Audience>, StoreError>;
+
+    /// Deletes an audience: its memberships end (history: `audience_deleted`), its queued jobs
+    /// fail, its sessions go. `None` if the advertiser has no such audience.
+    async fn delete_audience(
+        &self,
+        advertiser_no: u32,
+        audience_id: &str,
+        now: Timestamp,
+    ) -> Result<Option<Applied>, StoreError>;
+
+    // Upload sessions and jobs. A direct upload is a session of one part committed at once.
+
+    async fn create_session(
+        &self,
+        session_id: &str,
+        advertiser_no: u32,
+        audience_no: u32,
+        op: JobOp,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<UploadSession, StoreError>;
+
+    async fn session(
+        &self,
+        advertiser_no: u32,
+        session_id: &str,
+    ) -> Result<Option<UploadSession>, StoreError>;
+
+    /// Stages a part (replacing an earlier part of the same number). A
+    /// [`StoreError::Conflict`] if the session is committed or gone.
+    async fn put_session_part(
+        &self,
+        session_no: u64,
+        part: SessionPart,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    /// The staged parts' counters (without their matches), by part number.
+    async fn session_parts(&self, session_no: u64) -> Result<Vec<(u32, JobCounts)>, StoreError>;
+
+    /// Creates the session's job (queued) and links it; the parts stay staged until the job
+    /// is applied. Fails with [`StoreError::Conflict`] if the session is already committed,
+    /// is gone, or does not match the job (advertiser, audience, operation).
+    async fn commit_session(
+        &self,
+        session_no: u64,
+        job: NewJob,
+        now: Timestamp,
+    ) -> Result<Job, StoreError>;
+
+    /// Deletes sessions past `expires_at` that were never committed, with their parts.
+    async fn expire_sessions(&self, now: Timestamp) -> Result<u64, StoreError>;
+
+    async fn job(&self, advertiser_no: u32, job_id: &str) -> Result<Option<Job>, StoreError>;
+
+    /// A job by its number, whoever owns it (for the job worker).
+    async fn job_by_no(&self, job_no: u64) -> Result<Option<Job>, StoreError>;
+
+    /// Queued and running jobs, oldest first (to resume at start).
+    async fn unfinished_jobs(&self) -> Result<Vec<Job>, StoreError>;
+
+    async fn set_job_running(&self, job_no: u64, now: Timestamp) -> Result<(), StoreError>;
+
+    /// Every (account, contact digest) its session's parts matched, deduplicated.
+    async fn staged_matches(
+        &self,
+        job_no: u64,
+    ) -> Result<Vec<(AccountNo, KeyedDigest)>, StoreError>;
+
+    /// Applies a job in one transaction, by the job's operation: `add` grants `grants`
+    /// (renewing current members' basis and expiry), `remove` ends the memberships of
+    /// `removals`, `replace` grants `grants` and ends every other membership of the audience.
+    /// Expiry is `now` plus the audience's time to live. Every grant and revocation is written
+    /// to the membership history; the job becomes `succeeded` and its staged parts are
+    /// deleted, in the same transaction.
+    ///
+    /// Several grants for one account count once (the first listed); `granted` and `revoked`
+    /// are sorted by account. A [`StoreError::Conflict`] if the job is finished or gone, its
+    /// audience is deleted, or the lists do not fit its operation (removals for `add` or
+    /// `replace`, grants for `remove`).
+    async fn apply_job(
+        &self,
+        job_no: u64,
+        grants: Vec<Grant>,
+        removals: Vec<AccountNo>,
+        now: Timestamp,
+    ) -> Result<Applied, StoreError>;
+
+    /// Marks a job failed with a fixed message; its staged parts are deleted.
+    async fn fail_job(
+        &self,
+        job_no: u64,
+        message: &'static str,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    // Memberships.
+
+    /// An account's live memberships, by audience: those not yet ended, so that one past
+    /// its expiry is listed until [`Store::expire_memberships`] ends it (compare
+    /// `expires_at` with the time).
+    async fn memberships_of(&self, account: AccountNo) -> Result<Vec<Membership>, StoreError>;
+
+    /// Ends memberships, writing the history. Returns how many existed.
+    async fn revoke(
+        &self,
+        memberships: Vec<(u32, AccountNo)>,
+        reason: RevokeReason,
+        now: Timestamp,
+    ) -> Result<u64, StoreError>;
+
+    /// Ends every membership whose expiry is at or before `now` (history: `expired`).
+    async fn expire_memberships(&self, now: Timestamp)
+    -> Result<Vec<(u32, AccountNo)>, StoreError>;
+
+    /// An audience's live members at `now`, sorted (for checks and tests).
+    async fn audience_members(
+        &self,
+        audience_no: u32,
+        now: Timestamp,
+    ) -> Result<Vec<AccountNo>, StoreError>;
+
+    /// Every live membership, in batches of at most `batch` (0 counts as 1), by audience and
+    /// account, from one snapshot (for building the serving map at start). As with
+    /// [`Store::memberships_of`], memberships past their expiry are included until ended.
+    fn scan_memberships(
+        &self,
+        batch: usize,
+    ) -> tokio::sync::mpsc::Receiver<Result<Vec<Membership>, StoreError>>;
+
+    /// The membership history, oldest first: every row, or those of one audience, of one
+    /// account, or of both.
+    async fn membership_history(
+        &self,
+        audience_no: Option<u32>,
+        account: Option<AccountNo>,
+    ) -> Result<Vec<MembershipEvent>, StoreError>;
 
     /// Counts of stored rows, for health and reports.
     async fn counts(&self) -> Result<StoreCounts, StoreError>;
@@ -173,11 +387,15 @@ pub trait Store: Send + Sync + 'static {
 }
 
 /// Row counts: accounts, live contact points (not those kept as history), consent events,
-/// and erasures ever made.
+/// erasures ever made, advertisers, audiences, and memberships not yet ended (those past
+/// their expiry count until [`Store::expire_memberships`] ends them).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct StoreCounts {
     pub accounts: u64,
     pub live_contact_points: u64,
     pub consent_events: u64,
     pub erasures: u64,
+    pub advertisers: u64,
+    pub audiences: u64,
+    pub memberships: u64,
 }

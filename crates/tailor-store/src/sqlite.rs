@@ -4,13 +4,20 @@
 //! connection behind a mutex applies each call's writes in one `IMMEDIATE` transaction, with
 //! cached prepared statements; reads take a connection of their own from a small pool and,
 //! the journal being a WAL, never wait for a write. Commits are synced (`synchronous=FULL`): a
-//! method that returned `Ok` survives a crash. Row counts are kept in a table by the write
-//! transactions, so that [`Store::counts`] is a lookup; the writer gives account numbers from a
-//! counter, so that they are never reused.
+//! method that returned `Ok` survives a crash; checkpoints run on a thread of their own, off
+//! the writer's path. Row counts are kept in a table by the write transactions, so that
+//! [`Store::counts`] is a lookup; the writer gives account, audience, job and other numbers
+//! from counters, so that they are never reused.
 //!
 //! It must never store a contact value or an unkeyed hash: contact points arrive as keyed
 //! digests and only those are written.
 
+mod advertisers;
+mod audiences;
+mod checkpoint;
+mod counters;
+mod memberships;
+mod packing;
 mod rows;
 mod scan;
 mod schema;
@@ -25,11 +32,17 @@ use jiff::Timestamp;
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 use tokio::sync::mpsc;
 
+use tailor_core::{AccountNo, KeyedDigest};
+
+use self::audiences::NewSession;
+use self::checkpoint::Checkpointer;
+use self::counters::Tally;
 use self::rows::load_account;
 use self::schema::Role;
-use self::write::Tally;
 use crate::{
-    AccountChange, AccountState, AccountWrite, Erasure, NewConsent, Store, StoreCounts, StoreError,
+    AccountChange, AccountState, AccountWrite, Advertiser, ApiKeyRecord, Applied, Audience,
+    Erasure, Grant, Job, JobCounts, JobOp, Membership, MembershipEvent, NewAdvertiser, NewAudience,
+    NewConsent, NewJob, RevokeReason, SessionPart, Store, StoreCounts, StoreError, UploadSession,
 };
 
 /// The database file inside the data directory.
@@ -46,6 +59,10 @@ pub struct SqliteStore {
 }
 
 struct Inner {
+    /// Dropped first (declared first): it stops its thread and closes its connection, so that
+    /// once the store is dropped no connection of it is left open (the last to close
+    /// removes the WAL).
+    _checkpointer: Checkpointer,
     db: PathBuf,
     /// `tailor.lock`, held locked for as long as the store is open: two processes serving
     /// one data directory would each keep an index of their own.
@@ -75,8 +92,11 @@ impl SqliteStore {
         schema::create_db_file(&db)?;
         let mut writer = schema::connect(&db, Role::Writer)?;
         schema::migrate(&mut writer)?;
+        let checkpoints = schema::connect(&db, Role::Checkpointer)?;
+        let checkpointer = Checkpointer::start(&mut writer, checkpoints)?;
         Ok(Self {
             inner: Arc::new(Inner {
+                _checkpointer: checkpointer,
                 db,
                 _lock: lock,
                 writer: Mutex::new(writer),
@@ -187,9 +207,28 @@ fn now_micros() -> i64 {
 /// Converts rusqlite's errors, classifying them.
 trait SqlResult<T> {
     fn db(self) -> Result<T, StoreError>;
+
+    /// Like [`db`](SqlResult::db), but a unique or primary key violation is a
+    /// [`StoreError::Conflict`] saying `message`.
+    fn unique(self, message: &'static str) -> Result<T, StoreError>;
 }
 
 impl<T> SqlResult<T> for Result<T, rusqlite::Error> {
+    fn unique(self, message: &'static str) -> Result<T, StoreError> {
+        use rusqlite::ffi::{SQLITE_CONSTRAINT_PRIMARYKEY, SQLITE_CONSTRAINT_UNIQUE};
+        match self {
+            Err(rusqlite::Error::SqliteFailure(f, _))
+                if matches!(
+                    f.extended_code,
+                    SQLITE_CONSTRAINT_UNIQUE | SQLITE_CONSTRAINT_PRIMARYKEY
+                ) =>
+            {
+                Err(StoreError::Conflict(message))
+            }
+            other => other.db(),
+        }
+    }
+
     fn db(self) -> Result<T, StoreError> {
         use rusqlite::Error as E;
         use rusqlite::ErrorCode as C;
@@ -246,6 +285,24 @@ impl Store for SqliteStore {
         self.read(move |tx| load_account(tx, &account_id)).await
     }
 
+    async fn account_no(&self, account_id: &str) -> Result<Option<AccountNo>, StoreError> {
+        let account_id = account_id.to_owned();
+        self.read(move |tx| rows::account_no_of(tx, &account_id))
+            .await
+    }
+
+    async fn accounts_by_no(
+        &self,
+        accounts: &[AccountNo],
+    ) -> Result<Vec<AccountState>, StoreError> {
+        if accounts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let accounts = accounts.to_vec();
+        self.read(move |tx| rows::load_accounts_by_no(tx, &accounts))
+            .await
+    }
+
     fn scan_accounts(&self, batch: usize) -> mpsc::Receiver<Result<Vec<AccountState>, StoreError>> {
         let (sender, receiver) = mpsc::channel(scan::QUEUE);
         let db = self.inner.db.clone();
@@ -266,6 +323,281 @@ impl Store for SqliteStore {
         receiver
     }
 
+    async fn create_advertiser(
+        &self,
+        new: NewAdvertiser,
+        now: Timestamp,
+    ) -> Result<Advertiser, StoreError> {
+        self.write(move |tx, tally| advertisers::create_advertiser(tx, tally, new, now))
+            .await
+    }
+
+    async fn advertiser(&self, advertiser_id: &str) -> Result<Option<Advertiser>, StoreError> {
+        let advertiser_id = advertiser_id.to_owned();
+        self.read(move |tx| advertisers::advertiser(tx, &advertiser_id))
+            .await
+    }
+
+    async fn advertiser_by_key(
+        &self,
+        key_sha256: &[u8; 32],
+    ) -> Result<Option<Advertiser>, StoreError> {
+        let key_sha256 = *key_sha256;
+        self.read(move |tx| advertisers::advertiser_by_key(tx, &key_sha256))
+            .await
+    }
+
+    async fn add_api_key(
+        &self,
+        advertiser_no: u32,
+        key_id: &str,
+        key_sha256: [u8; 32],
+        now: Timestamp,
+    ) -> Result<ApiKeyRecord, StoreError> {
+        let key_id = key_id.to_owned();
+        self.write(move |tx, _| {
+            advertisers::add_api_key(tx, advertiser_no, &key_id, &key_sha256, now)
+        })
+        .await
+    }
+
+    async fn revoke_api_key(
+        &self,
+        advertiser_no: u32,
+        key_id: &str,
+        now: Timestamp,
+    ) -> Result<Option<ApiKeyRecord>, StoreError> {
+        let key_id = key_id.to_owned();
+        self.write(move |tx, _| advertisers::revoke_api_key(tx, advertiser_no, &key_id, now))
+            .await
+    }
+
+    async fn api_keys(&self, advertiser_no: u32) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        self.read(move |tx| advertisers::api_keys(tx, advertiser_no))
+            .await
+    }
+
+    async fn create_audience(
+        &self,
+        new: NewAudience,
+        now: Timestamp,
+    ) -> Result<Audience, StoreError> {
+        self.write(move |tx, tally| audiences::create_audience(tx, tally, new, now))
+            .await
+    }
+
+    async fn audiences(
+        &self,
+        advertiser_no: u32,
+        now: Timestamp,
+    ) -> Result<Vec<Audience>, StoreError> {
+        self.read(move |tx| audiences::audiences(tx, advertiser_no, now))
+            .await
+    }
+
+    async fn audience(
+        &self,
+        advertiser_no: u32,
+        audience_id: &str,
+        now: Timestamp,
+    ) -> Result<Option<Audience>, StoreError> {
+        let audience_id = audience_id.to_owned();
+        self.read(move |tx| audiences::audience_by_id(tx, advertiser_no, &audience_id, now))
+            .await
+    }
+
+    async fn all_audiences(&self, now: Timestamp) -> Result<Vec<Audience>, StoreError> {
+        self.read(move |tx| audiences::all_audiences(tx, now)).await
+    }
+
+    async fn delete_audience(
+        &self,
+        advertiser_no: u32,
+        audience_id: &str,
+        now: Timestamp,
+    ) -> Result<Option<Applied>, StoreError> {
+        let audience_id = audience_id.to_owned();
+        self.write(move |tx, tally| {
+            audiences::delete_audience(tx, tally, advertiser_no, &audience_id, now)
+        })
+        .await
+    }
+
+    async fn create_session(
+        &self,
+        session_id: &str,
+        advertiser_no: u32,
+        audience_no: u32,
+        op: JobOp,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<UploadSession, StoreError> {
+        let session = NewSession {
+            session_id: session_id.to_owned(),
+            advertiser_no,
+            audience_no,
+            op,
+            now,
+            expires_at,
+        };
+        self.write(move |tx, tally| audiences::create_session(tx, tally, session))
+            .await
+    }
+
+    async fn session(
+        &self,
+        advertiser_no: u32,
+        session_id: &str,
+    ) -> Result<Option<UploadSession>, StoreError> {
+        let session_id = session_id.to_owned();
+        self.read(move |tx| audiences::session(tx, advertiser_no, &session_id))
+            .await
+    }
+
+    async fn put_session_part(
+        &self,
+        session_no: u64,
+        part: SessionPart,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.write(move |tx, _| audiences::put_session_part(tx, session_no, part, now))
+            .await
+    }
+
+    async fn session_parts(&self, session_no: u64) -> Result<Vec<(u32, JobCounts)>, StoreError> {
+        self.read(move |tx| audiences::session_parts(tx, session_no))
+            .await
+    }
+
+    async fn commit_session(
+        &self,
+        session_no: u64,
+        job: NewJob,
+        now: Timestamp,
+    ) -> Result<Job, StoreError> {
+        self.write(move |tx, tally| audiences::commit_session(tx, tally, session_no, job, now))
+            .await
+    }
+
+    async fn expire_sessions(&self, now: Timestamp) -> Result<u64, StoreError> {
+        self.write(move |tx, _| audiences::expire_sessions(tx, now))
+            .await
+    }
+
+    async fn job(&self, advertiser_no: u32, job_id: &str) -> Result<Option<Job>, StoreError> {
+        let job_id = job_id.to_owned();
+        self.read(move |tx| audiences::job(tx, advertiser_no, &job_id))
+            .await
+    }
+
+    async fn job_by_no(&self, job_no: u64) -> Result<Option<Job>, StoreError> {
+        self.read(move |tx| audiences::job_by_no(tx, job_no)).await
+    }
+
+    async fn unfinished_jobs(&self) -> Result<Vec<Job>, StoreError> {
+        self.read(|tx| audiences::unfinished_jobs(tx)).await
+    }
+
+    async fn set_job_running(&self, job_no: u64, now: Timestamp) -> Result<(), StoreError> {
+        self.write(move |tx, _| audiences::set_job_running(tx, job_no, now))
+            .await
+    }
+
+    async fn staged_matches(
+        &self,
+        job_no: u64,
+    ) -> Result<Vec<(AccountNo, KeyedDigest)>, StoreError> {
+        self.read(move |tx| audiences::staged_matches(tx, job_no))
+            .await
+    }
+
+    async fn apply_job(
+        &self,
+        job_no: u64,
+        grants: Vec<Grant>,
+        removals: Vec<AccountNo>,
+        now: Timestamp,
+    ) -> Result<Applied, StoreError> {
+        self.write(move |tx, tally| {
+            memberships::apply_job(tx, tally, job_no, grants, removals, now)
+        })
+        .await
+    }
+
+    async fn fail_job(
+        &self,
+        job_no: u64,
+        message: &'static str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.write(move |tx, _| audiences::fail_job(tx, job_no, message, now))
+            .await
+    }
+
+    async fn memberships_of(&self, account: AccountNo) -> Result<Vec<Membership>, StoreError> {
+        self.read(move |tx| memberships::memberships_of(tx, account))
+            .await
+    }
+
+    async fn revoke(
+        &self,
+        memberships: Vec<(u32, AccountNo)>,
+        reason: RevokeReason,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        if memberships.is_empty() {
+            return Ok(0);
+        }
+        self.write(move |tx, tally| memberships::revoke(tx, tally, memberships, reason, now))
+            .await
+    }
+
+    async fn expire_memberships(
+        &self,
+        now: Timestamp,
+    ) -> Result<Vec<(u32, AccountNo)>, StoreError> {
+        self.write(move |tx, tally| memberships::expire_memberships(tx, tally, now))
+            .await
+    }
+
+    async fn audience_members(
+        &self,
+        audience_no: u32,
+        now: Timestamp,
+    ) -> Result<Vec<AccountNo>, StoreError> {
+        self.read(move |tx| memberships::audience_members(tx, audience_no, now))
+            .await
+    }
+
+    fn scan_memberships(
+        &self,
+        batch: usize,
+    ) -> mpsc::Receiver<Result<Vec<Membership>, StoreError>> {
+        let (sender, receiver) = mpsc::channel(scan::QUEUE);
+        let db = self.inner.db.clone();
+        let batch = batch.max(1);
+        let scan_sender = sender.clone();
+        // A thread of its own, like the account scan, and for the same reasons.
+        let spawned = std::thread::Builder::new()
+            .name("tailor-store-scan".into())
+            .spawn(move || scan::run_memberships(&db, batch, &scan_sender));
+        if let Err(e) = spawned {
+            let _ = sender.try_send(Err(StoreError::Database(format!(
+                "cannot start the membership scan: {e}"
+            ))));
+        }
+        receiver
+    }
+
+    async fn membership_history(
+        &self,
+        audience_no: Option<u32>,
+        account: Option<AccountNo>,
+    ) -> Result<Vec<MembershipEvent>, StoreError> {
+        self.read(move |tx| memberships::membership_history(tx, audience_no, account))
+            .await
+    }
+
     async fn counts(&self) -> Result<StoreCounts, StoreError> {
         self.read(|tx| {
             let mut counts = StoreCounts::default();
@@ -281,6 +613,9 @@ impl Store for SqliteStore {
                     "live_contact_points" => counts.live_contact_points = value,
                     "consent_events" => counts.consent_events = value,
                     "erasures" => counts.erasures = value,
+                    "advertisers" => counts.advertisers = value,
+                    "audiences" => counts.audiences = value,
+                    "memberships" => counts.memberships = value,
                     // Not a row count.
                     _ => {}
                 }

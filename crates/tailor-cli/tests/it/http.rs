@@ -40,6 +40,18 @@ pub(crate) fn request(
     token: Option<&str>,
     body: &[u8],
 ) -> Response {
+    request_typed(addr, method, path, token, None, body)
+}
+
+/// As [`request`], with a `Content-Type` if given.
+pub(crate) fn request_typed(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Response {
     let mut stream = TcpStream::connect(addr).expect("the server accepts connections");
     let timeout = Some(Duration::from_secs(60));
     stream.set_read_timeout(timeout).unwrap();
@@ -50,6 +62,9 @@ pub(crate) fn request(
     );
     if let Some(token) = token {
         head.push_str(&format!("Authorization: Bearer {token}\r\n"));
+    }
+    if let Some(content_type) = content_type {
+        head.push_str(&format!("Content-Type: {content_type}\r\n"));
     }
     head.push_str("\r\n");
     stream.write_all(head.as_bytes()).unwrap();

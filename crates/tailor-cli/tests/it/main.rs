@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod accounts;
+mod advertisers;
 mod exit;
 mod files;
 mod http;

@@ -10,7 +10,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::Duration;
 
-use crate::http::{Response, request};
+use crate::http::{Response, request, request_typed};
 
 /// How long any single wait on the server may take before the test fails.
 const PATIENCE: Duration = Duration::from_secs(120);
@@ -108,6 +108,18 @@ impl Served {
         body: &[u8],
     ) -> Response {
         request(&self.addr, method, path, token, body)
+    }
+
+    /// Sends one request with a `Content-Type`.
+    pub(crate) fn typed(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        content_type: &str,
+        body: &[u8],
+    ) -> Response {
+        request_typed(&self.addr, method, path, token, Some(content_type), body)
     }
 
     pub(crate) fn admin(&self, method: &str, path: &str, body: &[u8]) -> Response {

@@ -6,9 +6,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use jiff::Timestamp;
 use tailor_core::Policy;
+use tailor_core::{AccountNo, KeyedDigest};
 use tailor_engine::{Engine, Limits, build_index};
 use tailor_store::{
-    AccountChange, AccountState, AccountWrite, Erasure, NewConsent, Store, StoreCounts, StoreError,
+    AccountChange, AccountState, AccountWrite, Advertiser, ApiKeyRecord, Applied, Audience,
+    Erasure, Grant, Job, JobCounts, JobOp, Membership, MembershipEvent, NewAdvertiser, NewAudience,
+    NewConsent, NewJob, RevokeReason, SessionPart, Store, StoreCounts, StoreError, UploadSession,
 };
 use tokio::sync::{Notify, mpsc};
 
@@ -62,8 +65,236 @@ impl Store for GatedStore {
         self.inner.account(account_id).await
     }
 
+    async fn account_no(&self, account_id: &str) -> Result<Option<AccountNo>, StoreError> {
+        self.inner.account_no(account_id).await
+    }
+
+    async fn accounts_by_no(
+        &self,
+        accounts: &[AccountNo],
+    ) -> Result<Vec<AccountState>, StoreError> {
+        self.inner.accounts_by_no(accounts).await
+    }
+
     fn scan_accounts(&self, batch: usize) -> mpsc::Receiver<Result<Vec<AccountState>, StoreError>> {
         self.inner.scan_accounts(batch)
+    }
+
+    async fn create_advertiser(
+        &self,
+        new: NewAdvertiser,
+        now: Timestamp,
+    ) -> Result<Advertiser, StoreError> {
+        self.inner.create_advertiser(new, now).await
+    }
+
+    async fn advertiser(&self, advertiser_id: &str) -> Result<Option<Advertiser>, StoreError> {
+        self.inner.advertiser(advertiser_id).await
+    }
+
+    async fn advertiser_by_key(
+        &self,
+        key_sha256: &[u8; 32],
+    ) -> Result<Option<Advertiser>, StoreError> {
+        self.inner.advertiser_by_key(key_sha256).await
+    }
+
+    async fn add_api_key(
+        &self,
+        advertiser_no: u32,
+        key_id: &str,
+        key_sha256: [u8; 32],
+        now: Timestamp,
+    ) -> Result<ApiKeyRecord, StoreError> {
+        self.inner
+            .add_api_key(advertiser_no, key_id, key_sha256, now)
+            .await
+    }
+
+    async fn revoke_api_key(
+        &self,
+        advertiser_no: u32,
+        key_id: &str,
+        now: Timestamp,
+    ) -> Result<Option<ApiKeyRecord>, StoreError> {
+        self.inner.revoke_api_key(advertiser_no, key_id, now).await
+    }
+
+    async fn api_keys(&self, advertiser_no: u32) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        self.inner.api_keys(advertiser_no).await
+    }
+
+    async fn create_audience(
+        &self,
+        new: NewAudience,
+        now: Timestamp,
+    ) -> Result<Audience, StoreError> {
+        self.inner.create_audience(new, now).await
+    }
+
+    async fn audiences(
+        &self,
+        advertiser_no: u32,
+        now: Timestamp,
+    ) -> Result<Vec<Audience>, StoreError> {
+        self.inner.audiences(advertiser_no, now).await
+    }
+
+    async fn audience(
+        &self,
+        advertiser_no: u32,
+        audience_id: &str,
+        now: Timestamp,
+    ) -> Result<Option<Audience>, StoreError> {
+        self.inner.audience(advertiser_no, audience_id, now).await
+    }
+
+    async fn all_audiences(&self, now: Timestamp) -> Result<Vec<Audience>, StoreError> {
+        self.inner.all_audiences(now).await
+    }
+
+    async fn delete_audience(
+        &self,
+        advertiser_no: u32,
+        audience_id: &str,
+        now: Timestamp,
+    ) -> Result<Option<Applied>, StoreError> {
+        self.inner
+            .delete_audience(advertiser_no, audience_id, now)
+            .await
+    }
+
+    async fn create_session(
+        &self,
+        session_id: &str,
+        advertiser_no: u32,
+        audience_no: u32,
+        op: JobOp,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<UploadSession, StoreError> {
+        self.inner
+            .create_session(session_id, advertiser_no, audience_no, op, now, expires_at)
+            .await
+    }
+
+    async fn session(
+        &self,
+        advertiser_no: u32,
+        session_id: &str,
+    ) -> Result<Option<UploadSession>, StoreError> {
+        self.inner.session(advertiser_no, session_id).await
+    }
+
+    async fn put_session_part(
+        &self,
+        session_no: u64,
+        part: SessionPart,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.inner.put_session_part(session_no, part, now).await
+    }
+
+    async fn session_parts(&self, session_no: u64) -> Result<Vec<(u32, JobCounts)>, StoreError> {
+        self.inner.session_parts(session_no).await
+    }
+
+    async fn commit_session(
+        &self,
+        session_no: u64,
+        job: NewJob,
+        now: Timestamp,
+    ) -> Result<Job, StoreError> {
+        self.inner.commit_session(session_no, job, now).await
+    }
+
+    async fn expire_sessions(&self, now: Timestamp) -> Result<u64, StoreError> {
+        self.inner.expire_sessions(now).await
+    }
+
+    async fn job(&self, advertiser_no: u32, job_id: &str) -> Result<Option<Job>, StoreError> {
+        self.inner.job(advertiser_no, job_id).await
+    }
+
+    async fn job_by_no(&self, job_no: u64) -> Result<Option<Job>, StoreError> {
+        self.inner.job_by_no(job_no).await
+    }
+
+    async fn unfinished_jobs(&self) -> Result<Vec<Job>, StoreError> {
+        self.inner.unfinished_jobs().await
+    }
+
+    async fn set_job_running(&self, job_no: u64, now: Timestamp) -> Result<(), StoreError> {
+        self.inner.set_job_running(job_no, now).await
+    }
+
+    async fn staged_matches(
+        &self,
+        job_no: u64,
+    ) -> Result<Vec<(AccountNo, KeyedDigest)>, StoreError> {
+        self.inner.staged_matches(job_no).await
+    }
+
+    async fn apply_job(
+        &self,
+        job_no: u64,
+        grants: Vec<Grant>,
+        removals: Vec<AccountNo>,
+        now: Timestamp,
+    ) -> Result<Applied, StoreError> {
+        self.inner.apply_job(job_no, grants, removals, now).await
+    }
+
+    async fn fail_job(
+        &self,
+        job_no: u64,
+        message: &'static str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.inner.fail_job(job_no, message, now).await
+    }
+
+    async fn memberships_of(&self, account: AccountNo) -> Result<Vec<Membership>, StoreError> {
+        self.inner.memberships_of(account).await
+    }
+
+    async fn revoke(
+        &self,
+        memberships: Vec<(u32, AccountNo)>,
+        reason: RevokeReason,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        self.inner.revoke(memberships, reason, now).await
+    }
+
+    async fn expire_memberships(
+        &self,
+        now: Timestamp,
+    ) -> Result<Vec<(u32, AccountNo)>, StoreError> {
+        self.inner.expire_memberships(now).await
+    }
+
+    async fn audience_members(
+        &self,
+        audience_no: u32,
+        now: Timestamp,
+    ) -> Result<Vec<AccountNo>, StoreError> {
+        self.inner.audience_members(audience_no, now).await
+    }
+
+    fn scan_memberships(
+        &self,
+        batch: usize,
+    ) -> mpsc::Receiver<Result<Vec<Membership>, StoreError>> {
+        self.inner.scan_memberships(batch)
+    }
+
+    async fn membership_history(
+        &self,
+        audience_no: Option<u32>,
+        account: Option<AccountNo>,
+    ) -> Result<Vec<MembershipEvent>, StoreError> {
+        self.inner.membership_history(audience_no, account).await
     }
 
     async fn counts(&self) -> Result<StoreCounts, StoreError> {

@@ -1,4 +1,5 @@
-//! Integration tests of `tailor-list`: the hashing pipeline on in-memory lists.
+//! Integration tests of `tailor-list`: the hashing pipeline and the upload reader on in-memory
+//! lists.
 
 // Helpers outside `#[test]` functions unwrap too: in a test, a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
@@ -9,3 +10,4 @@ mod privacy;
 mod properties;
 mod support;
 mod table;
+mod upload;

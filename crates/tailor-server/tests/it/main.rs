@@ -4,11 +4,17 @@
 // Helpers outside `#[test]` functions unwrap too: in a test, a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
+mod access;
 mod account;
+mod advertisers;
+mod audiences;
 mod auth;
 mod failure;
 mod health;
 mod import;
+mod openapi;
 mod policy;
 mod privacy;
+mod serving;
 mod support;
+mod uploads;

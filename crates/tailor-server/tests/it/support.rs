@@ -10,6 +10,7 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use jiff::Timestamp;
 use serde_json::Value;
+use tailor_core::release::ReleaseConfig;
 use tailor_core::{IndexKey, Policy, Sha256Digest};
 use tailor_engine::{Clock, Engine, Limits};
 use tailor_server::{AppState, Tokens, router};
@@ -83,11 +84,20 @@ impl App {
     }
 
     pub(crate) async fn with_limits(test: &str, limits: Limits) -> Self {
+        Self::open(test, limits, ReleaseConfig::default()).await
+    }
+
+    /// A server whose audiences are targetable from `min_size` members.
+    pub(crate) async fn with_min_size(test: &str, min_size: u64) -> Self {
+        Self::open(test, Limits::default(), ReleaseConfig { min_size }).await
+    }
+
+    async fn open(test: &str, limits: Limits, release: ReleaseConfig) -> Self {
         let dir = Scratch::new(test);
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("data")).unwrap());
         let clock = Arc::new(FixedClock(NOW.parse().unwrap()));
         let engine = Arc::new(
-            Engine::open(store, key(), Policy::shipped(), clock, limits)
+            Engine::open_with(store, key(), Policy::shipped(), clock, limits, release)
                 .await
                 .unwrap(),
         );
@@ -131,6 +141,140 @@ impl App {
         call(&self.router, method, uri, token, body).await
     }
 
+    /// Sends one request with a `Content-Type`.
+    pub(crate) async fn typed(
+        &self,
+        method: Method,
+        uri: &str,
+        token: Option<&str>,
+        content_type: &str,
+        body: impl Into<Body>,
+    ) -> Reply {
+        call_typed(&self.router, method, uri, token, Some(content_type), body).await
+    }
+
+    /// The router, for tests that send their own requests.
+    pub(crate) fn router(&self) -> &Router {
+        &self.router
+    }
+
+    /// Creates an advertiser through the admin API, expecting 201.
+    pub(crate) async fn advertiser(&self, name: &str) -> Advertiser {
+        let body = serde_json::json!({"name": name, "entity": format!("{name} Ltd")}).to_string();
+        let reply = self
+            .admin(Method::POST, "/v1/admin/advertisers", body)
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text());
+        let json = reply.json();
+        Advertiser {
+            id: json["advertiser_id"].as_str().unwrap().to_owned(),
+            key: json["api_key"].as_str().unwrap().to_owned(),
+            key_id: json["key_id"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// Creates an audience for an advertiser, expecting 201; returns its id.
+    pub(crate) async fn audience(&self, key: &str, name: &str) -> String {
+        let body = serde_json::json!({"name": name}).to_string();
+        let reply = self
+            .call(Method::POST, "/v1/audiences", Some(key), body)
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text());
+        reply.json()["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Uploads a list in one request, expecting 202; returns the job as answered.
+    pub(crate) async fn upload(
+        &self,
+        key: &str,
+        audience_id: &str,
+        op: &str,
+        content_type: &str,
+        body: impl Into<Body>,
+    ) -> Value {
+        let uri = format!("/v1/audiences/{audience_id}/uploads?op={op}");
+        let reply = self
+            .typed(Method::POST, &uri, Some(key), content_type, body)
+            .await;
+        assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.text());
+        reply.json()
+    }
+
+    /// Waits until every queued job is applied.
+    pub(crate) async fn settle(&self) {
+        self.engine.jobs_settled().await.unwrap();
+    }
+
+    /// A job, expecting 200.
+    pub(crate) async fn job(&self, key: &str, job_id: &str) -> Value {
+        let reply = self
+            .call(
+                Method::GET,
+                &format!("/v1/jobs/{job_id}"),
+                Some(key),
+                Body::empty(),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+        reply.json()
+    }
+
+    /// An audience as its advertiser sees it, expecting 200.
+    pub(crate) async fn audience_view(&self, key: &str, audience_id: &str) -> Value {
+        let reply = self
+            .call(
+                Method::GET,
+                &format!("/v1/audiences/{audience_id}"),
+                Some(key),
+                Body::empty(),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+        reply.json()
+    }
+
+    /// The serving answer for an account, expecting 200.
+    pub(crate) async fn serving(&self, account_id: &str) -> Vec<String> {
+        let reply = self
+            .call(
+                Method::GET,
+                &format!("/v1/serving/accounts/{account_id}/audiences"),
+                Some(SERVING),
+                Body::empty(),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+        let mut ids: Vec<String> =
+            serde_json::from_value(reply.json()["audiences"].clone()).unwrap();
+        ids.sort();
+        ids
+    }
+
+    /// The account ids of an audience's live members, read from the store (never from a
+    /// released number).
+    pub(crate) async fn members(&self, key: &str, audience_id: &str) -> Vec<String> {
+        let advertiser = self.engine.authenticate(key).await.unwrap().unwrap();
+        let store = self.engine.store();
+        let audience = store
+            .audience(advertiser.no, audience_id, self.engine.now())
+            .await
+            .unwrap()
+            .unwrap();
+        let numbers = store
+            .audience_members(audience.no, self.engine.now())
+            .await
+            .unwrap();
+        let mut ids: Vec<String> = store
+            .accounts_by_no(&numbers)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|state| state.account_id)
+            .collect();
+        ids.sort();
+        ids
+    }
+
     /// Sends one request with the admin token.
     pub(crate) async fn admin(&self, method: Method, uri: &str, body: impl Into<Body>) -> Reply {
         self.call(method, uri, Some(ADMIN), body).await
@@ -168,6 +312,14 @@ impl App {
     }
 }
 
+/// An advertiser as the admin API created it.
+#[derive(Clone, Debug)]
+pub(crate) struct Advertiser {
+    pub(crate) id: String,
+    pub(crate) key: String,
+    pub(crate) key_id: String,
+}
+
 /// Sends one request to `router`.
 pub(crate) async fn call(
     router: &Router,
@@ -176,9 +328,24 @@ pub(crate) async fn call(
     token: Option<&str>,
     body: impl Into<Body>,
 ) -> Reply {
+    call_typed(router, method, uri, token, None, body).await
+}
+
+/// Sends one request to `router`, with a `Content-Type` if given.
+pub(crate) async fn call_typed(
+    router: &Router,
+    method: Method,
+    uri: &str,
+    token: Option<&str>,
+    content_type: Option<&str>,
+    body: impl Into<Body>,
+) -> Reply {
     let mut request = Request::builder().method(method).uri(uri);
     if let Some(token) = token {
         request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    if let Some(content_type) = content_type {
+        request = request.header(header::CONTENT_TYPE, content_type);
     }
     let response = router
         .clone()
@@ -234,6 +401,28 @@ pub(crate) const BRUNO: &str = r#"{"account_id":"u-bruno","region":"FR","contact
 
 /// Chloe, GB (opt-in) without consent: nothing eligible for marketing.
 pub(crate) const CHLOE: &str = r#"{"account_id":"u-chloe","region":"GB","contacts":[{"kind":"email","value":"chloe.sample@example.com","context":"profile","verified":true},{"kind":"phone","value":"+44 20 7946 0102","context":"recovery","verified":true}]}"#;
+
+/// Dora, US (opt-out): a verified profile phone (eligible) and a signup email that is not
+/// verified (not eligible).
+pub(crate) const DORA: &str = r#"{"account_id":"u-dora","region":"US","contacts":[{"kind":"phone","value":"+1 415 555 0104","context":"profile","verified":true},{"kind":"email","value":"dora.sample@example.com","context":"signup","verified":false}]}"#;
+
+/// Emil, DE (opt-in), with a grant: a Gmail address given for his profile (eligible), and an
+/// address-book phone (learned from someone else's contacts: never eligible).
+pub(crate) const EMIL: &str = r#"{"account_id":"u-emil","region":"DE","contacts":[{"kind":"email","value":"Emil.Sample+news@gmail.com","context":"profile","verified":true},{"kind":"phone","value":"+49 30 901820","context":"address_book","verified":true}],"consents":[{"purpose":"marketing.advertising.third_party.targeted","state":"granted","source":"settings","at":"2026-01-05T10:00:00Z"}]}"#;
+
+/// Five accounts: Alice, Bruno, Dora and Emil have a contact point eligible for matching;
+/// Chloe has none.
+pub(crate) fn population() -> String {
+    format!("{ALICE}\n{BRUNO}\n{CHLOE}\n{DORA}\n{EMIL}\n")
+}
+
+/// The SHA-256 of a normalized identifier, in lowercase hex.
+pub(crate) fn sha256_hex(normalized: &str) -> String {
+    Sha256Digest::of(normalized.as_bytes())
+        .to_hex()
+        .as_str()
+        .to_owned()
+}
 
 /// The three good accounts, as one NDJSON body.
 pub(crate) fn good_accounts() -> String {

@@ -9,11 +9,15 @@ use jiff::Timestamp;
 use rusqlite::{Connection, Row};
 use tailor_core::{
     AccountNo, AccountRegion, ConsentEvent, ConsentSource, ConsentState, ContactDigests,
-    ContactKind, Context, KeyedDigest, Purpose,
+    ContactKind, Context, KeyedDigest, PolicyVersion, Purpose,
 };
 
 use super::SqlResult;
-use crate::{AccountState, StoreError, StoredContact};
+use super::packing::decode_rejected;
+use crate::{
+    AccountState, Advertiser, ApiKeyRecord, Job, JobCounts, JobOp, JobState, Membership,
+    MembershipChange, MembershipEvent, RevokeReason, StoreError, StoredContact, UploadSession,
+};
 
 /// Account columns; decoded by [`account`]. (Macros rather than constants, so that queries
 /// are built with `concat!` at compile time.)
@@ -40,6 +44,56 @@ macro_rules! consent_columns {
 
 pub(super) use {account_columns, consent_columns, contact_columns};
 
+/// Advertiser columns; decoded by [`advertiser`].
+macro_rules! advertiser_columns {
+    () => {
+        "advertiser_no, advertiser_id, name, entity, created_at"
+    };
+}
+
+/// API key columns; decoded by [`api_key`].
+macro_rules! key_columns {
+    () => {
+        "key_id, advertiser_no, created_at, revoked_at"
+    };
+}
+
+/// Upload session columns; decoded by [`session`].
+macro_rules! session_columns {
+    () => {
+        "session_no, session_id, advertiser_no, audience_no, op, created_at, expires_at, job_no"
+    };
+}
+
+/// Job columns; decoded by [`job`].
+macro_rules! job_columns {
+    () => {
+        "job_no, job_id, advertiser_no, audience_no, op, state, rows_received, rows_accepted, \
+         rejected, error, created_at, finished_at"
+    };
+}
+
+/// Membership columns; decoded by [`membership`].
+macro_rules! membership_columns {
+    () => {
+        "audience_no, account_no, contact_digest, context, consent_seq, policy_version, job_no, \
+         granted_at, expires_at"
+    };
+}
+
+/// Membership history columns; decoded by [`membership_event`].
+macro_rules! event_columns {
+    () => {
+        "event_no, audience_no, account_no, kind, reason, job_no, contact_digest, context, \
+         consent_seq, policy_version, at"
+    };
+}
+
+pub(super) use {
+    advertiser_columns, event_columns, job_columns, key_columns, membership_columns,
+    session_columns,
+};
+
 /// A time as stored: unix microseconds.
 pub(super) fn micros(at: Timestamp) -> i64 {
     at.as_microsecond()
@@ -54,7 +108,11 @@ fn unreadable(column: &str, error: rusqlite::types::FromSqlError) -> StoreError 
     StoreError::Corrupt(format!("{column}: {error}"))
 }
 
-fn timestamp(row: &Row<'_>, index: usize, column: &str) -> Result<Timestamp, StoreError> {
+pub(super) fn timestamp(
+    row: &Row<'_>,
+    index: usize,
+    column: &str,
+) -> Result<Timestamp, StoreError> {
     let us: i64 = row.get(index).db()?;
     Timestamp::from_microsecond(us)
         .map_err(|_| StoreError::Corrupt(format!("{column} holds a time out of range")))
@@ -71,7 +129,11 @@ pub(super) fn dense_no(no: i64) -> Result<AccountNo, StoreError> {
         .map_err(|_| StoreError::TooManyAccounts)
 }
 
-fn digest(row: &Row<'_>, index: usize, column: &str) -> Result<Option<KeyedDigest>, StoreError> {
+pub(super) fn digest(
+    row: &Row<'_>,
+    index: usize,
+    column: &str,
+) -> Result<Option<KeyedDigest>, StoreError> {
     let value = row.get_ref(index).db()?;
     let Some(bytes) = value.as_blob_or_null().map_err(|e| unreadable(column, e))? else {
         return Ok(None);
@@ -81,7 +143,7 @@ fn digest(row: &Row<'_>, index: usize, column: &str) -> Result<Option<KeyedDiges
         .map_err(|_| StoreError::Corrupt(format!("{column} is not a 32-byte digest")))
 }
 
-fn parsed<T>(
+pub(super) fn parsed<T>(
     row: &Row<'_>,
     index: usize,
     column: &str,
@@ -194,4 +256,275 @@ fn consents(conn: &Connection, no: i64) -> Result<Vec<ConsentEvent>, StoreError>
         events.push(consent(row)?.1);
     }
     Ok(events)
+}
+
+/// An integer column that must fit `T` (a number, a count).
+pub(super) fn number<T: TryFrom<i64>>(
+    row: &Row<'_>,
+    index: usize,
+    column: &str,
+) -> Result<T, StoreError> {
+    let value: i64 = row.get(index).db()?;
+    T::try_from(value).map_err(|_| StoreError::Corrupt(format!("{column} is out of range")))
+}
+
+/// A nullable integer column that must fit `T`.
+fn optional_number<T: TryFrom<i64>>(
+    row: &Row<'_>,
+    index: usize,
+    column: &str,
+) -> Result<Option<T>, StoreError> {
+    let value: Option<i64> = row.get(index).db()?;
+    value
+        .map(|v| {
+            T::try_from(v).map_err(|_| StoreError::Corrupt(format!("{column} is out of range")))
+        })
+        .transpose()
+}
+
+fn optional_timestamp(
+    row: &Row<'_>,
+    index: usize,
+    column: &str,
+) -> Result<Option<Timestamp>, StoreError> {
+    let value: Option<i64> = row.get(index).db()?;
+    value
+        .map(|us| {
+            Timestamp::from_microsecond(us)
+                .map_err(|_| StoreError::Corrupt(format!("{column} holds a time out of range")))
+        })
+        .transpose()
+}
+
+fn required_digest(row: &Row<'_>, index: usize, column: &str) -> Result<KeyedDigest, StoreError> {
+    digest(row, index, column)?.ok_or_else(|| StoreError::Corrupt(format!("{column} is missing")))
+}
+
+fn policy_version(row: &Row<'_>, index: usize, column: &str) -> Result<PolicyVersion, StoreError> {
+    required_digest(row, index, column).map(|d| PolicyVersion(d.0))
+}
+
+/// An advertiser row.
+pub(super) fn advertiser(row: &Row<'_>) -> Result<Advertiser, StoreError> {
+    Ok(Advertiser {
+        no: number(row, 0, "advertisers.advertiser_no")?,
+        advertiser_id: row.get(1).db()?,
+        name: row.get(2).db()?,
+        entity: row.get(3).db()?,
+        created_at: timestamp(row, 4, "advertisers.created_at")?,
+    })
+}
+
+/// An API key row (its hash is never read back).
+pub(super) fn api_key(row: &Row<'_>) -> Result<ApiKeyRecord, StoreError> {
+    Ok(ApiKeyRecord {
+        key_id: row.get(0).db()?,
+        advertiser_no: number(row, 1, "api_keys.advertiser_no")?,
+        created_at: timestamp(row, 2, "api_keys.created_at")?,
+        revoked_at: optional_timestamp(row, 3, "api_keys.revoked_at")?,
+    })
+}
+
+/// An upload session row.
+pub(super) fn session(row: &Row<'_>) -> Result<UploadSession, StoreError> {
+    Ok(UploadSession {
+        no: number(row, 0, "upload_sessions.session_no")?,
+        session_id: row.get(1).db()?,
+        advertiser_no: number(row, 2, "upload_sessions.advertiser_no")?,
+        audience_no: number(row, 3, "upload_sessions.audience_no")?,
+        op: parsed(row, 4, "upload_sessions.op", JobOp::parse)?,
+        created_at: timestamp(row, 5, "upload_sessions.created_at")?,
+        expires_at: timestamp(row, 6, "upload_sessions.expires_at")?,
+        job_no: optional_number(row, 7, "upload_sessions.job_no")?,
+    })
+}
+
+/// A job row.
+pub(super) fn job(row: &Row<'_>) -> Result<Job, StoreError> {
+    let rejected = row.get_ref(8).db()?;
+    let rejected = rejected
+        .as_str()
+        .map_err(|e| unreadable("jobs.rejected", e))?;
+    Ok(Job {
+        no: number(row, 0, "jobs.job_no")?,
+        job_id: row.get(1).db()?,
+        advertiser_no: number(row, 2, "jobs.advertiser_no")?,
+        audience_no: number(row, 3, "jobs.audience_no")?,
+        op: parsed(row, 4, "jobs.op", JobOp::parse)?,
+        state: parsed(row, 5, "jobs.state", JobState::parse)?,
+        counts: JobCounts {
+            rows_received: number(row, 6, "jobs.rows_received")?,
+            rows_accepted: number(row, 7, "jobs.rows_accepted")?,
+            rejected: decode_rejected(rejected, "jobs.rejected")?,
+        },
+        error: row.get(9).db()?,
+        created_at: timestamp(row, 10, "jobs.created_at")?,
+        finished_at: optional_timestamp(row, 11, "jobs.finished_at")?,
+    })
+}
+
+/// A membership row.
+pub(super) fn membership(row: &Row<'_>) -> Result<Membership, StoreError> {
+    Ok(Membership {
+        audience_no: number(row, 0, "memberships.audience_no")?,
+        account: AccountNo(number(row, 1, "memberships.account_no")?),
+        contact_digest: required_digest(row, 2, "memberships.contact_digest")?,
+        context: parsed(row, 3, "memberships.context", Context::parse)?,
+        consent_seq: optional_number(row, 4, "memberships.consent_seq")?,
+        policy_version: policy_version(row, 5, "memberships.policy_version")?,
+        job_no: number(row, 6, "memberships.job_no")?,
+        granted_at: timestamp(row, 7, "memberships.granted_at")?,
+        expires_at: timestamp(row, 8, "memberships.expires_at")?,
+    })
+}
+
+/// A membership history row.
+pub(super) fn membership_event(row: &Row<'_>) -> Result<MembershipEvent, StoreError> {
+    let kind = row.get_ref(3).db()?;
+    let kind = kind
+        .as_str()
+        .map_err(|e| unreadable("membership_events.kind", e))?;
+    let reason = row.get_ref(4).db()?;
+    let reason = reason
+        .as_str_or_null()
+        .map_err(|e| unreadable("membership_events.reason", e))?;
+    let change = match (kind, reason) {
+        ("grant", None) => MembershipChange::Granted,
+        ("revoke", Some(reason)) => RevokeReason::parse(reason)
+            .map(MembershipChange::Revoked)
+            .ok_or_else(|| {
+                StoreError::Corrupt("membership_events.reason holds an unknown value".into())
+            })?,
+        _ => {
+            return Err(StoreError::Corrupt(
+                "membership_events.kind and reason do not agree".into(),
+            ));
+        }
+    };
+    Ok(MembershipEvent {
+        no: number(row, 0, "membership_events.event_no")?,
+        audience_no: number(row, 1, "membership_events.audience_no")?,
+        account: AccountNo(number(row, 2, "membership_events.account_no")?),
+        change,
+        job_no: optional_number(row, 5, "membership_events.job_no")?,
+        contact_digest: required_digest(row, 6, "membership_events.contact_digest")?,
+        context: parsed(row, 7, "membership_events.context", Context::parse)?,
+        consent_seq: optional_number(row, 8, "membership_events.consent_seq")?,
+        policy_version: policy_version(row, 9, "membership_events.policy_version")?,
+        at: timestamp(row, 10, "membership_events.at")?,
+    })
+}
+
+/// Accounts named in one statement of [`load_accounts_by_no`].
+const ACCOUNTS_PER_QUERY: usize = 500;
+
+/// The current states of the given accounts that exist, in account-number order. Accounts
+/// are read many to a statement (three statements per few hundred accounts, their rows
+/// merged by account number), not three statements per account. Run it inside a
+/// transaction so that the reads see one snapshot.
+pub(super) fn load_accounts_by_no(
+    conn: &Connection,
+    accounts: &[AccountNo],
+) -> Result<Vec<AccountState>, StoreError> {
+    let mut wanted = accounts.to_vec();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let mut states = Vec::with_capacity(wanted.len());
+    for chunk in wanted.chunks(ACCOUNTS_PER_QUERY) {
+        load_chunk(conn, chunk, &mut states)?;
+    }
+    Ok(states)
+}
+
+fn in_list(n: usize) -> String {
+    (1..=n)
+        .map(|i| format!("?{i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn load_chunk(
+    conn: &Connection,
+    chunk: &[AccountNo],
+    out: &mut Vec<AccountState>,
+) -> Result<(), StoreError> {
+    let list = in_list(chunk.len());
+    let numbers = rusqlite::params_from_iter(chunk.iter().map(|a| a.0));
+    let first = out.len();
+    {
+        let mut statement = conn
+            .prepare_cached(&format!(
+                concat!(
+                    "SELECT ",
+                    account_columns!(),
+                    " FROM accounts WHERE account_no IN ({}) ORDER BY account_no"
+                ),
+                list
+            ))
+            .db()?;
+        let mut rows = statement.query(numbers.clone()).db()?;
+        while let Some(row) = rows.next().db()? {
+            out.push(account(row)?);
+        }
+    }
+    let loaded = &mut out[first..];
+    if loaded.is_empty() {
+        return Ok(());
+    }
+    let position = |loaded: &[AccountState], no: i64| {
+        loaded
+            .binary_search_by_key(&no, |s| i64::from(s.no.0))
+            .map_err(|_| StoreError::Corrupt("a stored row belongs to no account".into()))
+    };
+    {
+        let mut statement = conn
+            .prepare_cached(&format!(
+                concat!(
+                    "SELECT ",
+                    contact_columns!(),
+                    " FROM contact_points WHERE account_no IN ({}) AND removed_at IS NULL \
+                     ORDER BY account_no, contact_no"
+                ),
+                list
+            ))
+            .db()?;
+        let mut rows = statement.query(numbers.clone()).db()?;
+        while let Some(row) = rows.next().db()? {
+            let (no, stored) = contact(row)?;
+            let at = position(loaded, no)?;
+            loaded[at].contacts.push(stored);
+        }
+    }
+    let mut statement = conn
+        .prepare_cached(&format!(
+            concat!(
+                "SELECT ",
+                consent_columns!(),
+                " FROM consent_events WHERE account_no IN ({}) ORDER BY account_no, seq"
+            ),
+            list
+        ))
+        .db()?;
+    let mut rows = statement.query(numbers).db()?;
+    while let Some(row) = rows.next().db()? {
+        let (no, event) = consent(row)?;
+        let at = position(loaded, no)?;
+        loaded[at].consents.push(event);
+    }
+    Ok(())
+}
+
+/// An account's number, from its id.
+pub(super) fn account_no_of(
+    conn: &Connection,
+    account_id: &str,
+) -> Result<Option<AccountNo>, StoreError> {
+    let mut statement = conn
+        .prepare_cached("SELECT account_no FROM accounts WHERE account_id = ?1")
+        .db()?;
+    let mut rows = statement.query([account_id]).db()?;
+    match rows.next().db()? {
+        Some(row) => Ok(Some(dense_no(account_no(row, 0)?)?)),
+        None => Ok(None),
+    }
 }

@@ -1,10 +1,12 @@
-//! The whole-store scan: every account's state, in account-number order, in batches.
+//! The whole-store scans: every account's state, in account-number order, and every
+//! membership, by audience and account, in batches.
 //!
-//! Three cursors ordered by account number (accounts, live contact points, consent events)
-//! are read side by side in one read transaction and merged per account, so a scan is three
-//! sequential reads however many accounts there are, never one query per account. Batches
-//! go through a bounded channel: memory stays bounded whatever the store's size, and a slow
-//! consumer slows the scan rather than the scan filling memory.
+//! For accounts, three cursors ordered by account number (accounts, live contact points,
+//! consent events) are read side by side in one read transaction and merged per account, so
+//! a scan is three sequential reads however many accounts there are, never one query per
+//! account; memberships are one ordered read. Batches go through a bounded channel: memory
+//! stays bounded whatever the store's size, and a slow consumer slows the scan rather than
+//! the scan filling memory.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
@@ -13,30 +15,77 @@ use rusqlite::{Row, Rows};
 use tokio::sync::mpsc::Sender;
 
 use super::SqlResult;
-use super::rows::{self, account_columns, consent_columns, contact_columns};
+use super::rows::{self, account_columns, consent_columns, contact_columns, membership_columns};
 use super::schema::{Role, connect};
-use crate::{AccountState, StoreError};
+use crate::{AccountState, Membership, StoreError};
 
 /// Batches in flight between the scan and its consumer.
 pub(super) const QUEUE: usize = 2;
 
-type Batch = Result<Vec<AccountState>, StoreError>;
+type Batch<T> = Result<Vec<T>, StoreError>;
 
 /// Runs a scan to its end, or until the receiver is dropped. A failure (or a panic, which
 /// would be a bug here) is sent as the last item, so that the consumer never mistakes a
 /// scan cut short for a complete one.
-pub(super) fn run(db: &Path, batch: usize, sender: &Sender<Batch>) {
-    let outcome = catch_unwind(AssertUnwindSafe(|| scan(db, batch, sender)));
+fn guarded<T>(
+    what: &'static str,
+    sender: &Sender<Batch<T>>,
+    scan: impl FnOnce() -> Result<(), StoreError>,
+) {
+    let outcome = catch_unwind(AssertUnwindSafe(scan));
     let failure = match outcome {
         Ok(Ok(())) => return,
         Ok(Err(error)) => error,
-        Err(_) => StoreError::Database("the account scan panicked".into()),
+        Err(_) => StoreError::Database(format!("the {what} scan panicked")),
     };
     // The receiver may be gone; then nobody is left to tell.
     let _ = sender.blocking_send(Err(failure));
 }
 
-fn scan(db: &Path, batch: usize, sender: &Sender<Batch>) -> Result<(), StoreError> {
+/// Scans every account.
+pub(super) fn run(db: &Path, batch: usize, sender: &Sender<Batch<AccountState>>) {
+    guarded("account", sender, || scan(db, batch, sender));
+}
+
+/// Scans every membership not yet ended (those past expiry included, until the expiry sweep
+/// ends them).
+pub(super) fn run_memberships(db: &Path, batch: usize, sender: &Sender<Batch<Membership>>) {
+    guarded("membership", sender, || scan_memberships(db, batch, sender));
+}
+
+fn scan_memberships(
+    db: &Path,
+    batch: usize,
+    sender: &Sender<Batch<Membership>>,
+) -> Result<(), StoreError> {
+    let mut conn = connect(db, Role::Reader)?;
+    let tx = conn.transaction().db()?;
+    let mut query = tx
+        .prepare(concat!(
+            "SELECT ",
+            membership_columns!(),
+            " FROM memberships ORDER BY audience_no, account_no"
+        ))
+        .db()?;
+    let mut found = query.query([]).db()?;
+    let capacity = batch.min(8192);
+    let mut pending = Vec::with_capacity(capacity);
+    while let Some(row) = found.next().db()? {
+        pending.push(rows::membership(row)?);
+        if pending.len() >= batch {
+            let full = std::mem::replace(&mut pending, Vec::with_capacity(capacity));
+            if sender.blocking_send(Ok(full)).is_err() {
+                return Ok(());
+            }
+        }
+    }
+    if !pending.is_empty() {
+        let _ = sender.blocking_send(Ok(pending));
+    }
+    Ok(())
+}
+
+fn scan(db: &Path, batch: usize, sender: &Sender<Batch<AccountState>>) -> Result<(), StoreError> {
     let mut conn = connect(db, Role::Reader)?;
     // One snapshot for the whole scan: a write that lands meanwhile is either wholly in it or
     // wholly out of it.

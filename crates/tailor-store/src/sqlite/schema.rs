@@ -30,9 +30,10 @@ struct Migration {
 }
 
 /// Every migration, in order. Append only: a released migration is never edited.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    sql: "
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: "
 CREATE TABLE accounts (
     account_no INTEGER PRIMARY KEY,
     account_id TEXT NOT NULL UNIQUE,
@@ -89,7 +90,140 @@ INSERT INTO counters (name, value) VALUES
     ('accounts', 0), ('live_contact_points', 0), ('consent_events', 0), ('erasures', 0),
     ('last_account_no', 0);
 ",
-}];
+    },
+    Migration {
+        version: 2,
+        sql: "
+-- The advertiser side. Numbers (advertiser, audience, session, job, history event) come from
+-- counters, never from a table's largest key, so that a deleted row's number is never given
+-- again: the membership history names audiences and jobs by number.
+
+CREATE TABLE advertisers (
+    advertiser_no INTEGER PRIMARY KEY,
+    advertiser_id TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    entity TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+
+-- Only the SHA-256 of a key is stored.
+CREATE TABLE api_keys (
+    key_id TEXT PRIMARY KEY,
+    advertiser_no BIGINT NOT NULL REFERENCES advertisers (advertiser_no),
+    key_sha256 BLOB NOT NULL UNIQUE,
+    created_at BIGINT NOT NULL,
+    revoked_at BIGINT
+);
+CREATE INDEX api_keys_by_advertiser ON api_keys (advertiser_no);
+
+-- A deleted audience's row goes; its jobs and membership history stay. `membership_rows`
+-- counts its rows in `memberships` (kept by every write), so that its size is a lookup and
+-- a count of the few rows past their expiry.
+CREATE TABLE audiences (
+    audience_no INTEGER PRIMARY KEY,
+    audience_id TEXT NOT NULL UNIQUE,
+    advertiser_no BIGINT NOT NULL REFERENCES advertisers (advertiser_no),
+    name TEXT NOT NULL,
+    description TEXT NOT NULL,
+    membership_ttl_days BIGINT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    membership_rows BIGINT NOT NULL
+);
+CREATE INDEX audiences_by_advertiser ON audiences (advertiser_no);
+
+CREATE TABLE upload_sessions (
+    session_no INTEGER PRIMARY KEY,
+    session_id TEXT NOT NULL UNIQUE,
+    advertiser_no BIGINT NOT NULL,
+    audience_no BIGINT NOT NULL,
+    op TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    job_no BIGINT
+);
+CREATE INDEX upload_sessions_by_audience ON upload_sessions (audience_no);
+CREATE INDEX upload_sessions_by_expiry ON upload_sessions (expires_at);
+
+-- A staged part holds only what matched: `matched` is packed (account number, keyed digest)
+-- pairs, 4 + 32 bytes each, sorted. `rejected` is `code=n` items joined by `;`, with `%`,
+-- `;` and `=` percent-escaped in codes.
+CREATE TABLE session_parts (
+    session_no BIGINT NOT NULL,
+    part_no BIGINT NOT NULL,
+    rows_received BIGINT NOT NULL,
+    rows_accepted BIGINT NOT NULL,
+    rejected TEXT NOT NULL,
+    matched BLOB NOT NULL,
+    staged_at BIGINT NOT NULL,
+    PRIMARY KEY (session_no, part_no)
+);
+
+CREATE TABLE jobs (
+    job_no INTEGER PRIMARY KEY,
+    job_id TEXT NOT NULL UNIQUE,
+    advertiser_no BIGINT NOT NULL,
+    audience_no BIGINT NOT NULL,
+    session_no BIGINT NOT NULL,
+    op TEXT NOT NULL,
+    state TEXT NOT NULL,
+    rows_received BIGINT NOT NULL,
+    rows_accepted BIGINT NOT NULL,
+    rejected TEXT NOT NULL,
+    error TEXT,
+    created_at BIGINT NOT NULL,
+    started_at BIGINT,
+    finished_at BIGINT
+);
+CREATE INDEX jobs_by_audience ON jobs (audience_no, state);
+CREATE INDEX jobs_by_state ON jobs (state, job_no);
+
+-- Memberships not yet ended. A row past `expires_at` is not a member; it stays until
+-- expire_memberships ends it (with a history row).
+CREATE TABLE memberships (
+    audience_no BIGINT NOT NULL,
+    account_no BIGINT NOT NULL,
+    contact_digest BLOB NOT NULL,
+    context TEXT NOT NULL,
+    consent_seq BIGINT,
+    policy_version BLOB NOT NULL,
+    job_no BIGINT NOT NULL,
+    granted_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    PRIMARY KEY (audience_no, account_no)
+) WITHOUT ROWID;
+CREATE INDEX memberships_by_account ON memberships (account_no);
+CREATE INDEX memberships_by_expiry ON memberships (audience_no, expires_at);
+
+-- Every grant and every end of a membership, with the basis granted or ended. `job_no` is
+-- the job that granted or ended it (none for ends caused by consent, expiry or deletion).
+-- Only an erasure deletes rows here (the erased account's), hence the index by account; the
+-- history is otherwise read whole (incident analysis), so no other index slows the half a
+-- million rows a large job appends.
+CREATE TABLE membership_events (
+    event_no INTEGER PRIMARY KEY,
+    audience_no BIGINT NOT NULL,
+    account_no BIGINT NOT NULL,
+    kind TEXT NOT NULL,
+    reason TEXT,
+    job_no BIGINT,
+    contact_digest BLOB NOT NULL,
+    context TEXT NOT NULL,
+    consent_seq BIGINT,
+    policy_version BLOB NOT NULL,
+    at BIGINT NOT NULL
+);
+CREATE INDEX membership_events_by_account ON membership_events (account_no);
+
+ALTER TABLE erasures ADD COLUMN memberships BIGINT NOT NULL DEFAULT 0;
+
+INSERT INTO counters (name, value) VALUES
+    ('advertisers', 0), ('audiences', 0), ('memberships', 0),
+    ('last_advertiser_no', 0), ('last_audience_no', 0), ('last_session_no', 0),
+    ('last_job_no', 0), ('last_event_no', 0);
+",
+    },
+];
 
 /// The newest schema version this build knows.
 pub(super) fn known_version() -> i64 {
@@ -155,6 +289,7 @@ pub(super) fn create_db_file(path: &Path) -> Result<(), StoreError> {
 pub(super) enum Role {
     Writer,
     Reader,
+    Checkpointer,
 }
 
 /// How long a statement waits for another connection's lock before failing (another process
@@ -181,9 +316,12 @@ pub(super) fn connect(path: &Path, role: Role) -> Result<Connection, StoreError>
             conn.pragma_update(None, "cache_size", -65_536).db()?;
             // Statement journals in memory: every insert of a bulk import opens one.
             conn.pragma_update(None, "temp_store", "MEMORY").db()?;
-            // Checkpoint every 10,000 pages (40 MiB) rather than 1,000: a bulk import rewrites
-            // the same index pages call after call, and each checkpoint writes them once.
-            conn.pragma_update(None, "wal_autocheckpoint", 10_000)
+            // No automatic checkpoints: they would run inside the commit that crosses the
+            // threshold. The store's checkpoint thread does them (see `checkpoint`).
+            conn.pragma_update(None, "wal_autocheckpoint", 0).db()?;
+            // When the WAL starts over, its file is cut back to 64 MiB, so that one large
+            // job or import does not leave it at its largest size.
+            conn.pragma_update(None, "journal_size_limit", 67_108_864)
                 .db()?;
             // An erased account's bytes are overwritten, not left in free space in the file.
             conn.pragma_update(None, "secure_delete", "ON").db()?;
@@ -202,6 +340,10 @@ pub(super) fn connect(path: &Path, role: Role) -> Result<Connection, StoreError>
         Role::Reader => {
             conn.pragma_update(None, "cache_size", -16_384).db()?;
             conn.pragma_update(None, "query_only", "ON").db()?;
+        }
+        // Checkpoints read the WAL and write the database file; they need no cache.
+        Role::Checkpointer => {
+            conn.pragma_update(None, "cache_size", -1_024).db()?;
         }
     }
     Ok(conn)
@@ -247,6 +389,79 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A database made by the first version (accounts, an erasure) is brought to the newest
+    /// schema with its rows and counters intact.
+    #[test]
+    fn a_version_1_database_is_upgraded() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL);
+             INSERT INTO schema_migrations VALUES (1, 0);",
+        )
+        .unwrap();
+        conn.execute_batch(MIGRATIONS[0].sql).unwrap();
+        conn.execute_batch(
+            "INSERT INTO accounts VALUES (7, 'old', 'US', 1, 1);
+             INSERT INTO erasures (erased_at, contact_points, consent_events) VALUES (5, 2, 3);
+             UPDATE counters SET value = 7 WHERE name = 'last_account_no';
+             UPDATE counters SET value = 1 WHERE name IN ('accounts', 'erasures');",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let versions: Vec<i64> = conn
+            .prepare("SELECT version FROM schema_migrations ORDER BY version")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(versions, (1..=known_version()).collect::<Vec<_>>());
+        let erasure: (i64, i64, i64) = conn
+            .query_row(
+                "SELECT contact_points, consent_events, memberships FROM erasures",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(erasure, (2, 3, 0));
+        let counters: Vec<(String, i64)> = conn
+            .prepare("SELECT name, value FROM counters ORDER BY name")
+            .unwrap()
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let expected: Vec<(String, i64)> = [
+            ("accounts", 1),
+            ("advertisers", 0),
+            ("audiences", 0),
+            ("consent_events", 0),
+            ("erasures", 1),
+            ("last_account_no", 7),
+            ("last_advertiser_no", 0),
+            ("last_audience_no", 0),
+            ("last_event_no", 0),
+            ("last_job_no", 0),
+            ("last_session_no", 0),
+            ("live_contact_points", 0),
+            ("memberships", 0),
+        ]
+        .into_iter()
+        .map(|(n, v)| (n.to_owned(), v))
+        .collect();
+        assert_eq!(counters, expected);
+        let account: String = conn
+            .query_row(
+                "SELECT account_id FROM accounts WHERE account_no = 7",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(account, "old");
+        // Running it again changes nothing.
+        migrate(&mut conn).unwrap();
+    }
 
     #[test]
     fn migrations_are_in_order() {

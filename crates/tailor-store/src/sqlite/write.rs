@@ -1,5 +1,5 @@
-//! The write transactions: account writes, consent appends and erasures, with the counters
-//! they keep.
+//! The write transactions of the platform side: account writes, consent appends and
+//! erasures, with the counters they keep.
 //!
 //! Everything here runs inside one `IMMEDIATE` transaction per call, on the writer
 //! connection. The account-write path is the bulk-import hot loop: a new account costs one
@@ -16,68 +16,13 @@ use rusqlite::{CachedStatement, Connection};
 use tailor_core::{AccountRegion, ConsentEvent, ContactDigests, ContactKind, Context, KeyedDigest};
 
 use super::SqlResult;
+use super::counters::{Sequence, Tally, count};
+use super::memberships;
 use super::rows::{dense_no, load_account, micros, to_stored_precision};
 use crate::{
     AccountChange, AccountState, AccountWrite, Erasure, NewConsent, NewContact, StoreError,
     StoredContact,
 };
-
-/// Changes to the counters made by one transaction: row counts, and account numbers given.
-#[derive(Debug, Default)]
-pub(super) struct Tally {
-    accounts: i64,
-    live_contact_points: i64,
-    consent_events: i64,
-    erasures: i64,
-    /// The last account number given, once the transaction has read or advanced it.
-    last_account_no: Option<i64>,
-}
-
-impl Tally {
-    /// The last account number ever given, erased accounts' included.
-    fn last_account_no(&mut self, conn: &Connection) -> Result<i64, StoreError> {
-        if let Some(last) = self.last_account_no {
-            return Ok(last);
-        }
-        let last = conn
-            .prepare_cached("SELECT value FROM counters WHERE name = 'last_account_no'")
-            .db()?
-            .query_row([], |row| row.get(0))
-            .db()?;
-        self.last_account_no = Some(last);
-        Ok(last)
-    }
-
-    /// Writes the changes into the counters table.
-    pub(super) fn apply(&self, conn: &Connection) -> Result<(), StoreError> {
-        let changes = [
-            ("accounts", self.accounts),
-            ("live_contact_points", self.live_contact_points),
-            ("consent_events", self.consent_events),
-            ("erasures", self.erasures),
-        ];
-        let mut add = conn
-            .prepare_cached("UPDATE counters SET value = value + ?1 WHERE name = ?2")
-            .db()?;
-        for (name, delta) in changes {
-            if delta != 0 {
-                add.execute((delta, name)).db()?;
-            }
-        }
-        if let Some(last) = self.last_account_no {
-            conn.prepare_cached("UPDATE counters SET value = ?1 WHERE name = 'last_account_no'")
-                .db()?
-                .execute([last])
-                .db()?;
-        }
-        Ok(())
-    }
-}
-
-/// A row count as SQL wants it.
-fn count(n: usize) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
 
 const INSERT_ACCOUNT: &str = "INSERT INTO accounts \
      (account_no, account_id, region, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4) \
@@ -258,7 +203,7 @@ fn write_account(
 
     // Try to create the account first: in a bulk import most are new, and the insert is the
     // only probe of the account-id index they need. It does nothing when the id exists.
-    let candidate = tally.last_account_no(batch.conn)? + 1;
+    let candidate = tally.last(batch.conn, Sequence::Account)? + 1;
     let created = candidate <= i64::from(u32::MAX)
         && batch
             .insert_account
@@ -266,7 +211,7 @@ fn write_account(
             .db()?
             == 1;
     if created {
-        tally.last_account_no = Some(candidate);
+        tally.set_last(Sequence::Account, candidate);
         tally.accounts += 1;
         let mut after = AccountState {
             no: dense_no(candidate)?,
@@ -339,8 +284,9 @@ pub(super) fn append_consent(
     }))
 }
 
-/// Erases an account: deletes its contact points (live and history), its consent events and
-/// its row, and records only the counts. `None` if there is no such account.
+/// Erases an account: deletes its contact points (live and history), its consent events, its
+/// memberships with their history, its staged matches and its row, and records only the
+/// counts. `None` if there is no such account.
 pub(super) fn erase_account(
     conn: &Connection,
     tally: &mut Tally,
@@ -357,12 +303,19 @@ pub(super) fn erase_account(
     };
     let contact_points = delete("DELETE FROM contact_points WHERE account_no = ?1")?;
     let consent_events = delete("DELETE FROM consent_events WHERE account_no = ?1")?;
+    let memberships = memberships::erase_account(conn, tally, erased.no, now)?;
     delete("DELETE FROM accounts WHERE account_no = ?1")?;
     conn.prepare_cached(
-        "INSERT INTO erasures (erased_at, contact_points, consent_events) VALUES (?1, ?2, ?3)",
+        "INSERT INTO erasures (erased_at, contact_points, consent_events, memberships) \
+         VALUES (?1, ?2, ?3, ?4)",
     )
     .db()?
-    .execute((micros(now), contact_points, consent_events))
+    .execute((
+        micros(now),
+        contact_points,
+        consent_events,
+        i64::try_from(memberships).unwrap_or(i64::MAX),
+    ))
     .db()?;
     tally.accounts -= 1;
     tally.live_contact_points -= count(erased.contacts.len());
@@ -372,6 +325,7 @@ pub(super) fn erase_account(
         erased,
         contact_points: contact_points.unsigned_abs(),
         consent_events: consent_events.unsigned_abs(),
+        memberships,
     }))
 }
 

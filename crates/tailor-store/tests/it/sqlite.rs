@@ -131,7 +131,8 @@ async fn reopening_keeps_everything() {
             accounts: 2,
             live_contact_points: 1,
             consent_events: 2,
-            erasures: 1
+            erasures: 1,
+            ..StoreCounts::default()
         }
     );
     assert_eq!(
@@ -342,6 +343,9 @@ async fn row_counts_match_the_rows() {
         live_contact_points: count("SELECT COUNT(*) FROM contact_points WHERE removed_at IS NULL"),
         consent_events: count("SELECT COUNT(*) FROM consent_events"),
         erasures: count("SELECT COUNT(*) FROM erasures"),
+        advertisers: count("SELECT COUNT(*) FROM advertisers"),
+        audiences: count("SELECT COUNT(*) FROM audiences"),
+        memberships: count("SELECT COUNT(*) FROM memberships"),
     };
     assert_eq!(store.counts().await.unwrap(), expected);
     assert_eq!(expected.accounts, 13);

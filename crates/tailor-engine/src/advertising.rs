@@ -1,0 +1,941 @@
+//! The advertiser side of the engine: advertisers and keys, audiences, uploads and upload
+//! sessions, the job worker that turns matches into memberships, and the serving lookup.
+//!
+//! An upload is read and matched as it streams in: each row's identifiers are keyed and looked
+//! up in the eligible index, and only what matched is staged (account numbers and the keyed
+//! digests of their own contact points). A row that matches nothing leaves only counters. The
+//! job worker then re-checks every staged match against the index at the moment it applies
+//! the job (consent at match time), records each grant's basis, and commits the whole job in
+//! one store transaction; the serving map follows under the same writer lock, so a reader sees
+//! the audience before or after the job, never in between.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Read;
+use std::sync::{Arc, Weak};
+
+use jiff::{SignedDuration, Timestamp};
+use serde::Serialize;
+use sha2::{Digest as _, Sha256};
+use tailor_core::release::{ReleasedSize, release_size};
+use tailor_core::{AccountFacts, AccountNo, ContactFacts, KeyedDigest, Region};
+use tailor_list::{ListError, UploadFormat, UploadReader};
+use tailor_store::{
+    Advertiser, ApiKeyRecord, Audience, Grant, Job, JobCounts, JobOp, JobState, NewAdvertiser,
+    NewAudience, NewJob, SessionPart, Store, StoreError, UploadSession,
+};
+use zeroize::Zeroizing;
+
+use crate::secret::random_bytes;
+use crate::{Engine, EngineError, INDEXED_PURPOSE, Inner, Shared};
+
+/// How long an uncommitted upload session lives.
+pub const SESSION_TTL: SignedDuration = SignedDuration::from_hours(24);
+
+/// The most membership days an audience may ask for (Customer Match allows 540).
+pub const MAX_TTL_DAYS: u32 = 540;
+
+/// The most parts an upload session may have.
+pub const MAX_PARTS: u32 = 10_000;
+
+/// A new advertiser's public id and first key; the key is shown once and only its SHA-256 is
+/// kept.
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AdvertiserCreated {
+    pub advertiser_id: String,
+    pub name: String,
+    pub entity: String,
+    pub key_id: String,
+    #[serde(serialize_with = "reveal")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub api_key: Zeroizing<String>,
+}
+
+/// Serializes a secret once, to show it to its owner.
+fn reveal<S: serde::Serializer>(
+    secret: &Zeroizing<String>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(secret)
+}
+
+impl std::fmt::Debug for AdvertiserCreated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdvertiserCreated")
+            .field("advertiser_id", &self.advertiser_id)
+            .field("key_id", &self.key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A new key of an existing advertiser.
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct KeyCreated {
+    pub key_id: String,
+    #[serde(serialize_with = "reveal")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub api_key: Zeroizing<String>,
+}
+
+impl std::fmt::Debug for KeyCreated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyCreated")
+            .field("key_id", &self.key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An audience as its advertiser sees it. `size` and `targetable` come from the release
+/// function only.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AudienceView {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub membership_ttl_days: u32,
+    /// `empty`, `processing`, `ready`, `too_small` or `expired`.
+    pub status: &'static str,
+    pub targetable: bool,
+    pub size: ReleasedSize,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub created_at: Timestamp,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub updated_at: Timestamp,
+}
+
+/// A job as its advertiser sees it: counters of its own file, never how many rows matched.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct JobView {
+    pub job_id: String,
+    pub audience_id: String,
+    pub op: &'static str,
+    pub state: &'static str,
+    pub progress: f64,
+    pub rows_received: u64,
+    pub rows_accepted: u64,
+    pub rejected: BTreeMap<String, u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub created_at: Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub finished_at: Option<Timestamp>,
+}
+
+/// An upload session as its advertiser sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SessionView {
+    pub session_id: String,
+    pub audience_id: String,
+    pub op: &'static str,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub expires_at: Timestamp,
+    pub parts: Vec<PartView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
+}
+
+/// One staged part.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PartView {
+    pub part: u32,
+    pub rows_received: u64,
+    pub rows_accepted: u64,
+    pub rejected: BTreeMap<String, u64>,
+}
+
+/// Why an advertiser request is refused (not a failure of Tailor).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// No such audience, job or session for this advertiser (another advertiser's ids too).
+    NotFound,
+    /// A field is out of range (name empty or too long, ttl, part number).
+    Invalid(&'static str),
+    /// The session was committed already, or expired.
+    Conflict(&'static str),
+    /// The list as a whole could not be read (no header, no identifier column, ...).
+    BadList(&'static str),
+}
+
+fn random_id(prefix: &str) -> Result<String, EngineError> {
+    Ok(format!("{prefix}_{}", hex::encode(*random_bytes::<12>()?)))
+}
+
+fn sha256(text: &str) -> [u8; 32] {
+    Sha256::digest(text.as_bytes()).into()
+}
+
+fn check_name(text: &str, what: &'static str, max: usize) -> Result<(), Refused> {
+    if text.trim().is_empty() || text.len() > max || text.chars().any(char::is_control) {
+        return Err(Refused::Invalid(what));
+    }
+    Ok(())
+}
+
+fn job_view(job: &Job, audience_id: &str) -> JobView {
+    JobView {
+        job_id: job.job_id.clone(),
+        audience_id: audience_id.to_owned(),
+        op: job.op.as_str(),
+        state: job.state.as_str(),
+        progress: match job.state {
+            JobState::Queued => 0.0,
+            JobState::Running => 0.5,
+            JobState::Succeeded | JobState::Failed => 1.0,
+        },
+        rows_received: job.counts.rows_received,
+        rows_accepted: job.counts.rows_accepted,
+        rejected: job.counts.rejected.clone(),
+        error: job.error.clone(),
+        created_at: job.created_at,
+        finished_at: job.finished_at,
+    }
+}
+
+/// Creates an advertiser and its first API key in `store` directly: what
+/// [`Engine::create_advertiser`] does, for an operator command that must not open an engine
+/// (which would rebuild the index and resume queued jobs just to add an advertiser).
+pub async fn create_advertiser(
+    store: &dyn Store,
+    name: &str,
+    entity: Option<&str>,
+    now: Timestamp,
+) -> Result<Result<AdvertiserCreated, Refused>, EngineError> {
+    let entity = entity.unwrap_or(name);
+    if let Err(refused) =
+        check_name(name, "name", 200).and_then(|()| check_name(entity, "entity", 200))
+    {
+        return Ok(Err(refused));
+    }
+    let api_key = Zeroizing::new(format!("tk_{}", hex::encode(*random_bytes::<32>()?)));
+    let new = NewAdvertiser {
+        advertiser_id: random_id("adv")?,
+        name: name.to_owned(),
+        entity: entity.to_owned(),
+        key_id: random_id("key")?,
+        key_sha256: sha256(&api_key),
+    };
+    let key_id = new.key_id.clone();
+    let advertiser = store.create_advertiser(new, now).await?;
+    Ok(Ok(AdvertiserCreated {
+        advertiser_id: advertiser.advertiser_id,
+        name: advertiser.name,
+        entity: advertiser.entity,
+        key_id,
+        api_key,
+    }))
+}
+
+impl Engine {
+    /// Creates an advertiser and its first API key.
+    pub async fn create_advertiser(
+        &self,
+        name: &str,
+        entity: Option<&str>,
+    ) -> Result<Result<AdvertiserCreated, Refused>, EngineError> {
+        create_advertiser(self.inner.store.as_ref(), name, entity, self.now()).await
+    }
+
+    /// The advertiser an API key belongs to, if the key is live.
+    pub async fn authenticate(&self, api_key: &str) -> Result<Option<Advertiser>, EngineError> {
+        Ok(self.inner.store.advertiser_by_key(&sha256(api_key)).await?)
+    }
+
+    /// Adds a key to an advertiser (rotation: add, switch, then revoke the old key).
+    pub async fn add_key(&self, advertiser_id: &str) -> Result<Option<KeyCreated>, EngineError> {
+        let Some(advertiser) = self.inner.store.advertiser(advertiser_id).await? else {
+            return Ok(None);
+        };
+        let api_key = Zeroizing::new(format!("tk_{}", hex::encode(*random_bytes::<32>()?)));
+        let key_id = random_id("key")?;
+        self.inner
+            .store
+            .add_api_key(advertiser.no, &key_id, sha256(&api_key), self.now())
+            .await?;
+        Ok(Some(KeyCreated { key_id, api_key }))
+    }
+
+    /// Revokes one key of an advertiser.
+    pub async fn revoke_key(
+        &self,
+        advertiser_id: &str,
+        key_id: &str,
+    ) -> Result<Option<ApiKeyRecord>, EngineError> {
+        let Some(advertiser) = self.inner.store.advertiser(advertiser_id).await? else {
+            return Ok(None);
+        };
+        Ok(self
+            .inner
+            .store
+            .revoke_api_key(advertiser.no, key_id, self.now())
+            .await?)
+    }
+
+    /// An advertiser's keys (ids and dates only).
+    pub async fn keys(
+        &self,
+        advertiser_id: &str,
+    ) -> Result<Option<Vec<ApiKeyRecord>>, EngineError> {
+        let Some(advertiser) = self.inner.store.advertiser(advertiser_id).await? else {
+            return Ok(None);
+        };
+        Ok(Some(self.inner.store.api_keys(advertiser.no).await?))
+    }
+
+    /// Creates an audience.
+    pub async fn create_audience(
+        &self,
+        advertiser: &Advertiser,
+        name: &str,
+        description: &str,
+        membership_ttl_days: Option<u32>,
+    ) -> Result<Result<AudienceView, Refused>, EngineError> {
+        let ttl = membership_ttl_days.unwrap_or(MAX_TTL_DAYS);
+        if let Err(refused) = check_name(name, "name", 200) {
+            return Ok(Err(refused));
+        }
+        if description.len() > 2000 {
+            return Ok(Err(Refused::Invalid("description")));
+        }
+        if ttl == 0 || ttl > MAX_TTL_DAYS {
+            return Ok(Err(Refused::Invalid("membership_ttl_days")));
+        }
+        let audience = self
+            .inner
+            .store
+            .create_audience(
+                NewAudience {
+                    audience_id: random_id("aud")?,
+                    advertiser_no: advertiser.no,
+                    name: name.to_owned(),
+                    description: description.to_owned(),
+                    membership_ttl_days: ttl,
+                },
+                self.now(),
+            )
+            .await?;
+        self.inner.write().serving.add_audience(&audience);
+        Ok(Ok(self.audience_view(&audience)))
+    }
+
+    /// The advertiser's audiences.
+    pub async fn audiences(
+        &self,
+        advertiser: &Advertiser,
+    ) -> Result<Vec<AudienceView>, EngineError> {
+        let audiences = self
+            .inner
+            .store
+            .audiences(advertiser.no, self.now())
+            .await?;
+        Ok(audiences.iter().map(|a| self.audience_view(a)).collect())
+    }
+
+    /// One audience of the advertiser.
+    pub async fn audience(
+        &self,
+        advertiser: &Advertiser,
+        audience_id: &str,
+    ) -> Result<Option<AudienceView>, EngineError> {
+        let audience = self
+            .inner
+            .store
+            .audience(advertiser.no, audience_id, self.now())
+            .await?;
+        Ok(audience.map(|a| self.audience_view(&a)))
+    }
+
+    /// Deletes an audience and ends its memberships.
+    pub async fn delete_audience(
+        &self,
+        advertiser: &Advertiser,
+        audience_id: &str,
+    ) -> Result<bool, EngineError> {
+        let inner = Arc::clone(&self.inner);
+        let (advertiser_no, audience_id) = (advertiser.no, audience_id.to_owned());
+        crate::detached(async move {
+            let _writing = inner.writer.lock().await;
+            let Some(audience) = inner
+                .store
+                .audience(advertiser_no, &audience_id, inner.clock.now())
+                .await?
+            else {
+                return Ok(false);
+            };
+            let deleted = inner
+                .store
+                .delete_audience(advertiser_no, &audience_id, inner.clock.now())
+                .await?;
+            inner.write().serving.remove_audience(audience.no);
+            Ok::<_, StoreError>(deleted.is_some())
+        })
+        .await
+        .map_err(EngineError::from)
+    }
+
+    fn audience_view(&self, audience: &Audience) -> AudienceView {
+        let size = release_size(audience.members, &self.inner.release);
+        let now = self.now();
+        let idle = now.duration_since(audience.updated_at)
+            >= SignedDuration::from_hours(24 * i64::from(audience.membership_ttl_days));
+        let status = if audience.pending_jobs > 0 {
+            "processing"
+        } else if audience.succeeded_jobs == 0 {
+            "empty"
+        } else if size.targetable() {
+            "ready"
+        } else if audience.members == 0 && idle {
+            "expired"
+        } else {
+            "too_small"
+        };
+        AudienceView {
+            id: audience.audience_id.clone(),
+            name: audience.name.clone(),
+            description: audience.description.clone(),
+            membership_ttl_days: audience.membership_ttl_days,
+            status,
+            targetable: size.targetable(),
+            size,
+            created_at: audience.created_at,
+            updated_at: audience.updated_at,
+        }
+    }
+
+    /// Reads and matches an upload, then queues its job. The body is consumed on a blocking
+    /// thread (it is a `std::io::Read`, such as an async body behind a `SyncIoBridge`).
+    pub async fn upload<R: Read + Send + 'static>(
+        &self,
+        advertiser: &Advertiser,
+        audience_id: &str,
+        op: JobOp,
+        format: UploadFormat,
+        region: Region,
+        body: R,
+    ) -> Result<Result<JobView, Refused>, EngineError> {
+        let now = self.now();
+        let Some(audience) = self
+            .inner
+            .store
+            .audience(advertiser.no, audience_id, now)
+            .await?
+        else {
+            return Ok(Err(Refused::NotFound));
+        };
+        let part = match self.match_upload(body, format, region, 1).await? {
+            Ok(part) => part,
+            Err(refused) => return Ok(Err(refused)),
+        };
+        let session = self
+            .inner
+            .store
+            .create_session(
+                &random_id("ses")?,
+                advertiser.no,
+                audience.no,
+                op,
+                now,
+                now + SESSION_TTL,
+            )
+            .await?;
+        let counts = part.counts.clone();
+        self.inner
+            .store
+            .put_session_part(session.no, part, now)
+            .await?;
+        let job = self.commit(&session, counts, &audience.audience_id).await?;
+        Ok(Ok(job))
+    }
+
+    /// Matches a body into a staged part: rows are read, keyed and looked up on a blocking
+    /// thread; only matched (account, contact digest) pairs are kept.
+    async fn match_upload<R: Read + Send + 'static>(
+        &self,
+        body: R,
+        format: UploadFormat,
+        region: Region,
+        part_no: u32,
+    ) -> Result<Result<SessionPart, Refused>, EngineError> {
+        let inner = Arc::clone(&self.inner);
+        let matched = tokio::task::spawn_blocking(move || match_rows(&inner, body, format, region))
+            .await
+            .map_err(|_| EngineError::Worker)?;
+        Ok(match matched {
+            Ok((counts, matched)) => Ok(SessionPart {
+                part_no,
+                counts,
+                matched,
+            }),
+            Err(MatchFailure::List(error)) => Err(Refused::BadList(list_error_code(&error))),
+            Err(MatchFailure::Read(error)) => return Err(EngineError::Body(error)),
+        })
+    }
+
+    /// Opens an upload session for a list too large for one request.
+    pub async fn create_session(
+        &self,
+        advertiser: &Advertiser,
+        audience_id: &str,
+        op: JobOp,
+    ) -> Result<Result<SessionView, Refused>, EngineError> {
+        let now = self.now();
+        let Some(audience) = self
+            .inner
+            .store
+            .audience(advertiser.no, audience_id, now)
+            .await?
+        else {
+            return Ok(Err(Refused::NotFound));
+        };
+        let session = self
+            .inner
+            .store
+            .create_session(
+                &random_id("ses")?,
+                advertiser.no,
+                audience.no,
+                op,
+                now,
+                now + SESSION_TTL,
+            )
+            .await?;
+        Ok(Ok(SessionView {
+            session_id: session.session_id,
+            audience_id: audience.audience_id,
+            op: op.as_str(),
+            expires_at: session.expires_at,
+            parts: Vec::new(),
+            job_id: None,
+        }))
+    }
+
+    /// Stages part `part_no` of a session (re-sending a part replaces it).
+    pub async fn put_part<R: Read + Send + 'static>(
+        &self,
+        advertiser: &Advertiser,
+        session_id: &str,
+        part_no: u32,
+        format: UploadFormat,
+        region: Region,
+        body: R,
+    ) -> Result<Result<PartView, Refused>, EngineError> {
+        if part_no == 0 || part_no > MAX_PARTS {
+            return Ok(Err(Refused::Invalid("part")));
+        }
+        let Some(session) = self.live_session(advertiser, session_id).await? else {
+            return Ok(Err(Refused::NotFound));
+        };
+        if session.job_no.is_some() {
+            return Ok(Err(Refused::Conflict("the session is committed")));
+        }
+        let part = match self.match_upload(body, format, region, part_no).await? {
+            Ok(part) => part,
+            Err(refused) => return Ok(Err(refused)),
+        };
+        let view = PartView {
+            part: part_no,
+            rows_received: part.counts.rows_received,
+            rows_accepted: part.counts.rows_accepted,
+            rejected: part.counts.rejected.clone(),
+        };
+        self.inner
+            .store
+            .put_session_part(session.no, part, self.now())
+            .await?;
+        Ok(Ok(view))
+    }
+
+    /// A session and its parts.
+    pub async fn session(
+        &self,
+        advertiser: &Advertiser,
+        session_id: &str,
+    ) -> Result<Option<SessionView>, EngineError> {
+        let Some(session) = self.live_session(advertiser, session_id).await? else {
+            return Ok(None);
+        };
+        self.session_view(&session).await.map(Some)
+    }
+
+    async fn session_view(&self, session: &UploadSession) -> Result<SessionView, EngineError> {
+        let parts = self.inner.store.session_parts(session.no).await?;
+        let audience_id = self.audience_id(session.audience_no);
+        let job_id = match session.job_no {
+            Some(job_no) => self
+                .inner
+                .store
+                .job_by_no(job_no)
+                .await?
+                .map(|job| job.job_id),
+            None => None,
+        };
+        Ok(SessionView {
+            session_id: session.session_id.clone(),
+            audience_id,
+            op: session.op.as_str(),
+            expires_at: session.expires_at,
+            parts: parts
+                .into_iter()
+                .map(|(part, counts)| PartView {
+                    part,
+                    rows_received: counts.rows_received,
+                    rows_accepted: counts.rows_accepted,
+                    rejected: counts.rejected,
+                })
+                .collect(),
+            job_id,
+        })
+    }
+
+    async fn live_session(
+        &self,
+        advertiser: &Advertiser,
+        session_id: &str,
+    ) -> Result<Option<UploadSession>, EngineError> {
+        let session = self.inner.store.session(advertiser.no, session_id).await?;
+        Ok(session.filter(|s| s.job_no.is_some() || s.expires_at > self.now()))
+    }
+
+    /// Commits a session: nothing of it applies before this; its job is queued.
+    pub async fn commit_session(
+        &self,
+        advertiser: &Advertiser,
+        session_id: &str,
+    ) -> Result<Result<JobView, Refused>, EngineError> {
+        let Some(session) = self.live_session(advertiser, session_id).await? else {
+            return Ok(Err(Refused::NotFound));
+        };
+        if session.job_no.is_some() {
+            return Ok(Err(Refused::Conflict("the session is committed")));
+        }
+        let parts = self.inner.store.session_parts(session.no).await?;
+        if parts.is_empty() {
+            return Ok(Err(Refused::Conflict("the session has no parts")));
+        }
+        let mut counts = JobCounts::default();
+        for (_, part) in parts {
+            counts.rows_received += part.rows_received;
+            counts.rows_accepted += part.rows_accepted;
+            for (code, n) in part.rejected {
+                *counts.rejected.entry(code).or_default() += n;
+            }
+        }
+        let audience_id = self.audience_id(session.audience_no);
+        Ok(Ok(self.commit(&session, counts, &audience_id).await?))
+    }
+
+    async fn commit(
+        &self,
+        session: &UploadSession,
+        counts: JobCounts,
+        audience_id: &str,
+    ) -> Result<JobView, EngineError> {
+        let new = NewJob {
+            job_id: random_id("job")?,
+            advertiser_no: session.advertiser_no,
+            audience_no: session.audience_no,
+            op: session.op,
+            counts,
+        };
+        let job = self
+            .inner
+            .store
+            .commit_session(session.no, new, self.now())
+            .await?;
+        // A send fails only if the worker is gone (the engine is shutting down); the job stays
+        // queued in the store and is resumed at the next start.
+        let _ = self.inner.jobs.send(job.no);
+        Ok(job_view(&job, audience_id))
+    }
+
+    /// A job of the advertiser.
+    pub async fn job(
+        &self,
+        advertiser: &Advertiser,
+        job_id: &str,
+    ) -> Result<Option<JobView>, EngineError> {
+        let job = self.inner.store.job(advertiser.no, job_id).await?;
+        Ok(job.map(|job| job_view(&job, &self.audience_id(job.audience_no))))
+    }
+
+    fn audience_id(&self, audience_no: u32) -> String {
+        self.inner
+            .read()
+            .serving
+            .audience_id(audience_no)
+            .unwrap_or_default()
+    }
+
+    /// The targetable audiences an account is in, re-checked now.
+    pub async fn serving_audiences(&self, account_id: &str) -> Result<Vec<String>, EngineError> {
+        if crate::import::check_account_id(account_id).is_err() {
+            return Ok(Vec::new());
+        }
+        let Some(account) = self.inner.store.account_no(account_id).await? else {
+            return Ok(Vec::new());
+        };
+        let now = self.now();
+        let shared = self.inner.read();
+        Ok(shared
+            .serving
+            .answer(account, &shared.index, &self.inner.release, now))
+    }
+
+    /// Memberships in the serving map (for reports).
+    pub fn memberships_held(&self) -> usize {
+        self.inner.read().serving.len()
+    }
+
+    /// Waits until every job queued so far has finished (for tests and benchmarks).
+    pub async fn jobs_settled(&self) -> Result<(), EngineError> {
+        let (done, wait) = tokio::sync::oneshot::channel();
+        if self.inner.settle.send(done).is_err() {
+            return Err(EngineError::Worker);
+        }
+        wait.await.map_err(|_| EngineError::Worker)
+    }
+}
+
+/// Why matching a body stopped.
+enum MatchFailure {
+    List(ListError),
+    Read(std::io::Error),
+}
+
+fn list_error_code(error: &ListError) -> &'static str {
+    match error {
+        ListError::Empty => "empty_list",
+        ListError::HeaderNotUtf8 => "header_not_utf8",
+        ListError::HeaderTooLong { .. } => "header_too_long",
+        ListError::HeaderLooksLikeData => "header_looks_like_data",
+        ListError::NoIdentifierColumn { .. } => "no_identifier_column",
+        ListError::DuplicateIdentifierColumn { .. } => "duplicate_identifier_column",
+        _ => "unreadable_list",
+    }
+}
+
+/// Reads every row, keys its digests and looks them up; returns the counts and the matched
+/// (account, primary contact digest) pairs, one per account per row.
+fn match_rows<R: Read>(
+    inner: &Inner,
+    body: R,
+    format: UploadFormat,
+    region: Region,
+) -> Result<(JobCounts, Vec<(AccountNo, KeyedDigest)>), MatchFailure> {
+    let mut reader = UploadReader::new(body, format, region).map_err(|e| match e {
+        ListError::Read { source, .. } => MatchFailure::Read(source),
+        other => MatchFailure::List(other),
+    })?;
+    let mut matched = Vec::new();
+    let mut row_accounts: Vec<AccountNo> = Vec::with_capacity(4);
+    let mut keyed: Vec<KeyedDigest> = Vec::with_capacity(1024);
+    loop {
+        // Rows are keyed outside the index lock, then looked up in one short read section.
+        keyed.clear();
+        let mut rows: Vec<std::ops::Range<usize>> = Vec::with_capacity(256);
+        while rows.len() < 256 {
+            let row = reader.next_row().map_err(|e| match e {
+                ListError::Read { source, .. } => MatchFailure::Read(source),
+                other => MatchFailure::List(other),
+            })?;
+            let Some(row) = row else { break };
+            let start = keyed.len();
+            keyed.extend(row.digests().iter().map(|d| inner.key.digest(d)));
+            rows.push(start..keyed.len());
+        }
+        if rows.is_empty() {
+            break;
+        }
+        let shared = inner.read();
+        for range in rows {
+            row_accounts.clear();
+            for digest in &keyed[range] {
+                for account in shared.index.lookup(digest) {
+                    // One row is one person: each account it reaches counts once.
+                    if !row_accounts.contains(&account) {
+                        row_accounts.push(account);
+                        matched.push((account, *digest));
+                    }
+                }
+            }
+        }
+    }
+    let counts = reader.counts();
+    Ok((
+        JobCounts {
+            rows_received: counts.rows_received,
+            rows_accepted: counts.rows_accepted,
+            rejected: counts
+                .rejected
+                .iter()
+                .map(|(reason, n)| (reason.code().to_owned(), n))
+                .collect(),
+        },
+        matched,
+    ))
+}
+
+/// Applies queued jobs one at a time, in the order they were queued.
+pub(crate) async fn job_worker(
+    inner: Weak<Inner>,
+    mut jobs: tokio::sync::mpsc::UnboundedReceiver<u64>,
+    mut settle: tokio::sync::mpsc::UnboundedReceiver<tokio::sync::oneshot::Sender<()>>,
+) {
+    loop {
+        tokio::select! {
+            biased;
+            job = jobs.recv() => {
+                let Some(job_no) = job else { return };
+                let Some(inner) = inner.upgrade() else { return };
+                if let Err(error) = run_job(&inner, job_no).await {
+                    let message = match error {
+                        StoreError::Database(_) => "storage failure while applying the job",
+                        _ => "the job could not be applied",
+                    };
+                    // If even this fails, the job stays unfinished and is resumed at start.
+                    let _ = inner.store.fail_job(job_no, message, inner.clock.now()).await;
+                }
+            }
+            waiter = settle.recv() => {
+                let Some(waiter) = waiter else { return };
+                // Every job sent before this request is done once the queue is drained.
+                while let Ok(job_no) = jobs.try_recv() {
+                    let Some(inner) = inner.upgrade() else { return };
+                    if run_job(&inner, job_no).await.is_err() {
+                        let _ = inner
+                            .store
+                            .fail_job(job_no, "storage failure while applying the job", inner.clock.now())
+                            .await;
+                    }
+                }
+                let _ = waiter.send(());
+            }
+        }
+    }
+}
+
+/// Re-checks a job's staged matches against the index, records each grant's basis and
+/// applies the job, under the writer lock.
+async fn run_job(inner: &Inner, job_no: u64) -> Result<(), StoreError> {
+    let _writing = inner.writer.lock().await;
+    let now = inner.clock.now();
+    inner.store.set_job_running(job_no, now).await?;
+    let staged = inner.store.staged_matches(job_no).await?;
+    let op = inner.store.job_by_no(job_no).await?.map(|job| job.op);
+    let Some(op) = op else { return Ok(()) };
+
+    // Consent at match time: keep only matches the index still holds.
+    let still: Vec<(AccountNo, KeyedDigest)> = {
+        let shared = inner.read();
+        staged
+            .into_iter()
+            .filter(|(account, digest)| shared.index.contains(digest, *account))
+            .collect()
+    };
+    let (grants, removals) = match op {
+        JobOp::Remove => {
+            let mut accounts: Vec<AccountNo> = still.iter().map(|(a, _)| *a).collect();
+            accounts.sort_unstable();
+            accounts.dedup();
+            (Vec::new(), accounts)
+        }
+        JobOp::Add | JobOp::Replace => (grants_for(inner, &still, now).await?, Vec::new()),
+    };
+    let applied = inner.store.apply_job(job_no, grants, removals, now).await?;
+    let mut shared = inner.write();
+    for membership in &applied.granted {
+        shared.serving.grant(membership);
+    }
+    for &(audience_no, account) in &applied.revoked {
+        shared.serving.revoke(audience_no, account);
+    }
+    Ok(())
+}
+
+/// The grant for each matched account: the basis of the contact point that matched, as the
+/// policy decides it now. One grant per account.
+async fn grant_basis_states(
+    inner: &Inner,
+    accounts: &[AccountNo],
+) -> Result<HashMap<u32, tailor_store::AccountState>, StoreError> {
+    let mut states = HashMap::with_capacity(accounts.len());
+    for chunk in accounts.chunks(10_000) {
+        for state in inner.store.accounts_by_no(chunk).await? {
+            states.insert(state.no.0, state);
+        }
+    }
+    Ok(states)
+}
+
+async fn grants_for(
+    inner: &Inner,
+    matches: &[(AccountNo, KeyedDigest)],
+    now: Timestamp,
+) -> Result<Vec<Grant>, StoreError> {
+    let mut accounts: Vec<AccountNo> = matches.iter().map(|(a, _)| *a).collect();
+    accounts.sort_unstable();
+    accounts.dedup();
+    let states = grant_basis_states(inner, &accounts).await?;
+    let policy = Arc::clone(&inner.read().policy);
+    let mut granted: HashSet<u32> = HashSet::with_capacity(accounts.len());
+    let mut grants = Vec::with_capacity(accounts.len());
+    for (account, digest) in matches {
+        if granted.contains(&account.0) {
+            continue;
+        }
+        let Some(state) = states.get(&account.0) else {
+            continue;
+        };
+        let Some(contact) = state
+            .contacts
+            .iter()
+            .find(|c| c.digests.iter().any(|d| d == *digest))
+        else {
+            continue;
+        };
+        let facts = AccountFacts {
+            no: state.no,
+            region: &state.region,
+            consents: &state.consents,
+        };
+        let contact_facts = ContactFacts {
+            context: contact.context,
+            verified: contact.verified,
+            removed: false,
+        };
+        let Ok(eligible) = policy.marketing(
+            INDEXED_PURPOSE,
+            &facts,
+            &contact_facts,
+            contact.digests,
+            now,
+        ) else {
+            continue;
+        };
+        granted.insert(account.0);
+        grants.push(Grant {
+            account: *account,
+            contact_digest: contact.digests.primary(),
+            context: eligible.context().context(),
+            consent_seq: match eligible.basis() {
+                tailor_core::Basis::Consent { seq } => Some(seq),
+                _ => None,
+            },
+            policy_version: eligible.policy(),
+        });
+    }
+    Ok(grants)
+}
+
+impl Shared {
+    /// Memberships that the current index no longer supports (after a policy swap).
+    pub(crate) fn unsupported(&self) -> Vec<(u32, AccountNo)> {
+        self.serving.not_in(&self.index)
+    }
+}

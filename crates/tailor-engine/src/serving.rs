@@ -1,0 +1,166 @@
+//! The serving map: which audiences each account is in, in memory, for ad-serving time.
+//!
+//! It mirrors the store's live memberships, each with the keyed digest of the contact point it
+//! rests on, and the live member count of each audience. An answer re-checks every membership
+//! at answer time: unexpired, its contact point still in the eligible index for that account,
+//! and its audience targetable through the release function.
+
+use std::collections::HashMap;
+
+use jiff::Timestamp;
+use tailor_core::release::{ReleaseConfig, release_size};
+use tailor_core::{AccountNo, EligibleIndex, KeyedDigest};
+use tailor_store::{Audience, Membership};
+
+#[derive(Clone, Copy, Debug)]
+struct Member {
+    audience: u32,
+    digest: KeyedDigest,
+    expires_at: Timestamp,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct AudienceEntry {
+    pub(crate) id: String,
+    pub(crate) members: u64,
+}
+
+/// Account → live memberships, and audience → live member count.
+#[derive(Debug, Default)]
+pub(crate) struct Serving {
+    members: HashMap<u32, Vec<Member>>,
+    audiences: HashMap<u32, AudienceEntry>,
+}
+
+impl Serving {
+    pub(crate) fn add_audience(&mut self, audience: &Audience) {
+        self.audiences.insert(
+            audience.no,
+            AudienceEntry {
+                id: audience.audience_id.clone(),
+                members: self
+                    .audiences
+                    .get(&audience.no)
+                    .map_or(0, |entry| entry.members),
+            },
+        );
+    }
+
+    /// Forgets an audience and every membership in it.
+    pub(crate) fn remove_audience(&mut self, audience_no: u32) {
+        self.audiences.remove(&audience_no);
+        self.members.retain(|_, list| {
+            list.retain(|m| m.audience != audience_no);
+            !list.is_empty()
+        });
+    }
+
+    /// Records a granted (or renewed) membership.
+    pub(crate) fn grant(&mut self, membership: &Membership) {
+        let member = Member {
+            audience: membership.audience_no,
+            digest: membership.contact_digest,
+            expires_at: membership.expires_at,
+        };
+        let list = self.members.entry(membership.account.0).or_default();
+        match list.iter_mut().find(|m| m.audience == member.audience) {
+            Some(existing) => *existing = member,
+            None => {
+                list.push(member);
+                if let Some(entry) = self.audiences.get_mut(&member.audience) {
+                    entry.members += 1;
+                }
+            }
+        }
+    }
+
+    /// Forgets one membership.
+    pub(crate) fn revoke(&mut self, audience_no: u32, account: AccountNo) {
+        let Some(list) = self.members.get_mut(&account.0) else {
+            return;
+        };
+        let before = list.len();
+        list.retain(|m| m.audience != audience_no);
+        if list.len() < before
+            && let Some(entry) = self.audiences.get_mut(&audience_no)
+        {
+            entry.members = entry.members.saturating_sub(1);
+        }
+        if list.is_empty() {
+            self.members.remove(&account.0);
+        }
+    }
+
+    /// Forgets every membership of an account.
+    pub(crate) fn remove_account(&mut self, account: AccountNo) {
+        for member in self.members.remove(&account.0).unwrap_or_default() {
+            if let Some(entry) = self.audiences.get_mut(&member.audience) {
+                entry.members = entry.members.saturating_sub(1);
+            }
+        }
+    }
+
+    /// An account's memberships whose contact point is not among `eligible` any more.
+    pub(crate) fn no_longer_eligible(
+        &self,
+        account: AccountNo,
+        eligible: &std::collections::HashSet<KeyedDigest>,
+    ) -> Vec<(u32, AccountNo)> {
+        self.members
+            .get(&account.0)
+            .into_iter()
+            .flatten()
+            .filter(|m| !eligible.contains(&m.digest))
+            .map(|m| (m.audience, account))
+            .collect()
+    }
+
+    /// Every membership whose contact point the index no longer holds for its account.
+    pub(crate) fn not_in(&self, index: &EligibleIndex) -> Vec<(u32, AccountNo)> {
+        self.members
+            .iter()
+            .flat_map(|(&account, list)| {
+                list.iter()
+                    .filter(move |m| !index.contains(&m.digest, AccountNo(account)))
+                    .map(move |m| (m.audience, AccountNo(account)))
+            })
+            .collect()
+    }
+
+    /// The public id of an audience.
+    pub(crate) fn audience_id(&self, audience_no: u32) -> Option<String> {
+        self.audiences
+            .get(&audience_no)
+            .map(|entry| entry.id.clone())
+    }
+
+    /// The audiences an account is in and may be targeted with at `now`.
+    pub(crate) fn answer(
+        &self,
+        account: AccountNo,
+        index: &EligibleIndex,
+        release: &ReleaseConfig,
+        now: Timestamp,
+    ) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .members
+            .get(&account.0)
+            .into_iter()
+            .flatten()
+            .filter(|m| m.expires_at > now && index.contains(&m.digest, account))
+            .filter_map(|m| {
+                let entry = self.audiences.get(&m.audience)?;
+                release_size(entry.members, release)
+                    .targetable()
+                    .then(|| entry.id.clone())
+            })
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    /// Memberships held, for reports.
+    pub(crate) fn len(&self) -> usize {
+        self.members.values().map(Vec::len).sum()
+    }
+}
