@@ -28,7 +28,7 @@ pub use contact::{ContactKind, Context, MarketingContext};
 pub use identifier::{
     E164Phone, EmailForm, IdentifierKind, NormalizedEmail, PhoneFormat, Region, Sha256Digest,
 };
-pub use index::EligibleIndex;
+pub use index::{EligibleIndex, IndexedBasis};
 pub use keyed::{ContactDigests, IndexKey, KeyedDigest};
 pub use policy::{
     AccountFacts, Basis, ContactFacts, Ineligible, MarketingEligible, Policy, PolicyVersion,

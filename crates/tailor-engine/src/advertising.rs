@@ -830,23 +830,42 @@ async fn run_job(inner: &Inner, job_no: u64) -> Result<(), StoreError> {
     let op = inner.store.job_by_no(job_no).await?.map(|job| job.op);
     let Some(op) = op else { return Ok(()) };
 
-    // Consent at match time: keep only matches the index still holds.
-    let still: Vec<(AccountNo, KeyedDigest)> = {
+    // Consent at match time: keep only matches the index still holds, with the basis it
+    // holds for them (the current policy's decision for the current consent history).
+    let mut overflow = Vec::new();
+    let mut removals = Vec::new();
+    let mut grants = Vec::new();
+    {
         let shared = inner.read();
-        staged
-            .into_iter()
-            .filter(|(account, digest)| shared.index.contains(digest, *account))
-            .collect()
-    };
-    let (grants, removals) = match op {
-        JobOp::Remove => {
-            let mut accounts: Vec<AccountNo> = still.iter().map(|(a, _)| *a).collect();
-            accounts.sort_unstable();
-            accounts.dedup();
-            (Vec::new(), accounts)
+        let policy_version = shared.policy.version();
+        let mut seen: HashSet<u32> = HashSet::new();
+        for (account, digest) in staged {
+            let Some(basis) = shared.index.basis(&digest, account) else {
+                continue;
+            };
+            if !seen.insert(account.0) {
+                continue;
+            }
+            match op {
+                JobOp::Remove => removals.push(account),
+                JobOp::Add | JobOp::Replace if basis.seq_overflow => {
+                    overflow.push((account, digest));
+                }
+                JobOp::Add | JobOp::Replace => grants.push(Grant {
+                    account,
+                    contact_digest: digest,
+                    context: basis.context.context(),
+                    consent_seq: basis.consent_seq,
+                    policy_version,
+                }),
+            }
         }
-        JobOp::Add | JobOp::Replace => (grants_for(inner, &still, now).await?, Vec::new()),
-    };
+    }
+    // A consent sequence number the index cannot hold is read from the store.
+    if !overflow.is_empty() {
+        grants.extend(grants_for(inner, &overflow, now).await?);
+    }
+    removals.sort_unstable();
     let applied = inner.store.apply_job(job_no, grants, removals, now).await?;
     let mut shared = inner.write();
     for membership in &applied.granted {
@@ -858,8 +877,7 @@ async fn run_job(inner: &Inner, job_no: u64) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// The grant for each matched account: the basis of the contact point that matched, as the
-/// policy decides it now. One grant per account.
+/// The current states of accounts, by number.
 async fn grant_basis_states(
     inner: &Inner,
     accounts: &[AccountNo],
@@ -873,6 +891,8 @@ async fn grant_basis_states(
     Ok(states)
 }
 
+/// The grant for each matched account, read from the store: the basis of the contact point
+/// that matched, as the policy decides it now. One grant per account.
 async fn grants_for(
     inner: &Inner,
     matches: &[(AccountNo, KeyedDigest)],
@@ -921,7 +941,7 @@ async fn grants_for(
         granted.insert(account.0);
         grants.push(Grant {
             account: *account,
-            contact_digest: contact.digests.primary(),
+            contact_digest: *digest,
             context: eligible.context().context(),
             consent_seq: match eligible.basis() {
                 tailor_core::Basis::Consent { seq } => Some(seq),

@@ -260,7 +260,7 @@ impl Engine {
     }
 
     /// Every index entry, sorted (for checks).
-    pub fn index_entries(&self) -> Vec<([u8; 12], AccountNo)> {
+    pub fn index_entries(&self) -> Vec<([u8; 10], AccountNo, u16)> {
         self.inner.read().index.entries()
     }
 

@@ -151,7 +151,8 @@ pub struct Job {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Grant {
     pub account: AccountNo,
-    /// The primary keyed digest of the contact point that matched.
+    /// The keyed digest that matched: one form of the contact point (its primary digest or
+    /// its other form), identifying it among the account's contact points.
     pub contact_digest: KeyedDigest,
     pub context: Context,
     /// The consent event granting it; `None` under an opt-out regime without events.

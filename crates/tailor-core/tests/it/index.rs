@@ -66,8 +66,8 @@ fn digests_equal_in_their_first_eight_bytes_stay_apart() {
     let mut index = EligibleIndex::new();
     let mut x = [9u8; 32];
     let mut y = [9u8; 32];
-    x[10] = 1;
-    y[10] = 2;
+    x[9] = 1;
+    y[9] = 2;
     index.insert(&eligible(1, ContactDigests::new(KeyedDigest(x), None)));
     index.insert(&eligible(2, ContactDigests::new(KeyedDigest(y), None)));
     assert_eq!(
