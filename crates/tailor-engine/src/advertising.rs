@@ -677,14 +677,11 @@ impl Engine {
         if crate::import::check_account_id(account_id).is_err() {
             return Ok(Vec::new());
         }
-        let Some(account) = self.inner.store.account_no(account_id).await? else {
-            return Ok(Vec::new());
-        };
         let now = self.now();
         let shared = self.inner.read();
         Ok(shared
             .serving
-            .answer(account, &shared.index, &self.inner.release, now))
+            .answer(account_id, &shared.index, &self.inner.release, now))
     }
 
     /// Memberships in the serving map (for reports).
@@ -867,9 +864,24 @@ async fn run_job(inner: &Inner, job_no: u64) -> Result<(), StoreError> {
     }
     removals.sort_unstable();
     let applied = inner.store.apply_job(job_no, grants, removals, now).await?;
+    // The ids of accounts that become members, read before the serving map changes, so that
+    // it changes all at once.
+    let new_members: Vec<AccountNo> = {
+        let shared = inner.read();
+        applied
+            .granted
+            .iter()
+            .map(|m| m.account)
+            .filter(|a| !shared.serving.is_named(*a))
+            .collect()
+    };
+    let ids = inner.store.account_ids(&new_members).await?;
     let mut shared = inner.write();
     for membership in &applied.granted {
         shared.serving.grant(membership);
+    }
+    for (account, id) in &ids {
+        shared.serving.name(*account, id);
     }
     for &(audience_no, account) in &applied.revoked {
         shared.serving.revoke(audience_no, account);

@@ -702,6 +702,9 @@ async fn build_serving(store: &dyn Store, now: Timestamp) -> Result<serving::Ser
             serving.grant(&membership);
         }
     }
+    for (account, id) in store.account_ids(&serving.unnamed()).await? {
+        serving.name(account, &id);
+    }
     Ok(serving)
 }
 

@@ -25,11 +25,16 @@ pub(crate) struct AudienceEntry {
     pub(crate) members: u64,
 }
 
-/// Account → live memberships, and audience → live member count.
+/// Account → live memberships, audience → live member count, and the ids of the accounts
+/// that are members of something (so that an answer never reads the store).
 #[derive(Debug, Default)]
 pub(crate) struct Serving {
     members: HashMap<u32, Vec<Member>>,
     audiences: HashMap<u32, AudienceEntry>,
+    /// Account id → number, for accounts with at least one membership.
+    ids: HashMap<Box<str>, u32>,
+    /// Number → account id, the reverse of `ids`.
+    names: HashMap<u32, Box<str>>,
 }
 
 impl Serving {
@@ -49,10 +54,47 @@ impl Serving {
     /// Forgets an audience and every membership in it.
     pub(crate) fn remove_audience(&mut self, audience_no: u32) {
         self.audiences.remove(&audience_no);
-        self.members.retain(|_, list| {
+        let mut emptied = Vec::new();
+        for (&account, list) in &mut self.members {
             list.retain(|m| m.audience != audience_no);
-            !list.is_empty()
-        });
+            if list.is_empty() {
+                emptied.push(account);
+            }
+        }
+        for account in emptied {
+            self.forget(account);
+        }
+    }
+
+    /// Accounts with memberships whose id is not known yet.
+    pub(crate) fn unnamed(&self) -> Vec<AccountNo> {
+        self.members
+            .keys()
+            .filter(|no| !self.names.contains_key(no))
+            .map(|&no| AccountNo(no))
+            .collect()
+    }
+
+    /// Whether the id of an account is known.
+    pub(crate) fn is_named(&self, account: AccountNo) -> bool {
+        self.names.contains_key(&account.0)
+    }
+
+    /// Records an account's id (for an account with memberships).
+    pub(crate) fn name(&mut self, account: AccountNo, id: &str) {
+        if !self.members.contains_key(&account.0) {
+            return;
+        }
+        let id: Box<str> = id.into();
+        self.ids.insert(id.clone(), account.0);
+        self.names.insert(account.0, id);
+    }
+
+    fn forget(&mut self, account: u32) {
+        self.members.remove(&account);
+        if let Some(id) = self.names.remove(&account) {
+            self.ids.remove(&id);
+        }
     }
 
     /// Records a granted (or renewed) membership.
@@ -87,13 +129,15 @@ impl Serving {
             entry.members = entry.members.saturating_sub(1);
         }
         if list.is_empty() {
-            self.members.remove(&account.0);
+            self.forget(account.0);
         }
     }
 
     /// Forgets every membership of an account.
     pub(crate) fn remove_account(&mut self, account: AccountNo) {
-        for member in self.members.remove(&account.0).unwrap_or_default() {
+        let list = self.members.get(&account.0).cloned().unwrap_or_default();
+        self.forget(account.0);
+        for member in list {
             if let Some(entry) = self.audiences.get_mut(&member.audience) {
                 entry.members = entry.members.saturating_sub(1);
             }
@@ -134,14 +178,19 @@ impl Serving {
             .map(|entry| entry.id.clone())
     }
 
-    /// The audiences an account is in and may be targeted with at `now`.
+    /// The audiences an account is in and may be targeted with at `now`; an account that is a
+    /// member of nothing is answered without further work.
     pub(crate) fn answer(
         &self,
-        account: AccountNo,
+        account_id: &str,
         index: &EligibleIndex,
         release: &ReleaseConfig,
         now: Timestamp,
     ) -> Vec<String> {
+        let Some(&account) = self.ids.get(account_id) else {
+            return Vec::new();
+        };
+        let account = AccountNo(account);
         let mut ids: Vec<String> = self
             .members
             .get(&account.0)

@@ -163,6 +163,12 @@ pub trait Store: Send + Sync + 'static {
     /// The number of an account, from its id (the serving path's one store read).
     async fn account_no(&self, account_id: &str) -> Result<Option<AccountNo>, StoreError>;
 
+    /// The ids of the given accounts (those that exist), in account-number order.
+    async fn account_ids(
+        &self,
+        accounts: &[AccountNo],
+    ) -> Result<Vec<(AccountNo, String)>, StoreError>;
+
     /// The current states of the given accounts (those that exist), in account-number order.
     async fn accounts_by_no(&self, accounts: &[AccountNo])
     -> Result<Vec<AccountState>, StoreError>;

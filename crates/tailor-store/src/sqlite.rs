@@ -291,6 +291,18 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn account_ids(
+        &self,
+        accounts: &[AccountNo],
+    ) -> Result<Vec<(AccountNo, String)>, StoreError> {
+        if accounts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let accounts = accounts.to_vec();
+        self.read(move |tx| rows::account_ids_of(tx, &accounts))
+            .await
+    }
+
     async fn accounts_by_no(
         &self,
         accounts: &[AccountNo],

@@ -69,6 +69,13 @@ impl Store for GatedStore {
         self.inner.account_no(account_id).await
     }
 
+    async fn account_ids(
+        &self,
+        accounts: &[AccountNo],
+    ) -> Result<Vec<(AccountNo, String)>, StoreError> {
+        self.inner.account_ids(accounts).await
+    }
+
     async fn accounts_by_no(
         &self,
         accounts: &[AccountNo],

@@ -97,6 +97,13 @@ impl Store for Flaky {
         self.inner.accounts_by_no(accounts).await
     }
 
+    async fn account_ids(
+        &self,
+        accounts: &[AccountNo],
+    ) -> Result<Vec<(AccountNo, String)>, StoreError> {
+        self.inner.account_ids(accounts).await
+    }
+
     async fn create_advertiser(
         &self,
         new: NewAdvertiser,

@@ -417,6 +417,16 @@ async fn accounts_by_number<S: Store>(store: S) {
         ok(CHECK, "accounts_by_no", store.accounts_by_no(&[]).await).is_empty(),
         "{CHECK}: no accounts"
     );
+    let ids = ok(CHECK, "account_ids", store.account_ids(&wanted).await);
+    let expected_ids: Vec<_> = expected
+        .iter()
+        .map(|s| (s.no, s.account_id.clone()))
+        .collect();
+    assert!(ids == expected_ids, "{CHECK}: account_ids");
+    assert!(
+        ok(CHECK, "account_ids", store.account_ids(&[]).await).is_empty(),
+        "{CHECK}: no ids"
+    );
 }
 
 /// Advertisers and keys: lookup by id and by key hash, a second key, revocation (only

@@ -515,6 +515,33 @@ fn load_chunk(
 }
 
 /// An account's number, from its id.
+pub(super) fn account_ids_of(
+    conn: &Connection,
+    accounts: &[AccountNo],
+) -> Result<Vec<(AccountNo, String)>, StoreError> {
+    let mut wanted = accounts.to_vec();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let mut ids = Vec::with_capacity(wanted.len());
+    for chunk in wanted.chunks(ACCOUNTS_PER_QUERY) {
+        let sql = format!(
+            "SELECT account_no, account_id FROM accounts WHERE account_no IN ({}) \
+             ORDER BY account_no",
+            in_list(chunk.len())
+        );
+        let mut statement = conn.prepare_cached(&sql).db()?;
+        let mut rows = statement
+            .query(rusqlite::params_from_iter(chunk.iter().map(|a| a.0)))
+            .db()?;
+        while let Some(row) = rows.next().db()? {
+            let no = dense_no(account_no(row, 0)?)?;
+            let id: String = row.get(1).db()?;
+            ids.push((no, id));
+        }
+    }
+    Ok(ids)
+}
+
 pub(super) fn account_no_of(
     conn: &Connection,
     account_id: &str,
