@@ -863,19 +863,19 @@ async fn run_job(inner: &Inner, job_no: u64) -> Result<(), StoreError> {
         grants.extend(grants_for(inner, &overflow, now).await?);
     }
     removals.sort_unstable();
-    let applied = inner.store.apply_job(job_no, grants, removals, now).await?;
-    // The ids of accounts that become members, read before the serving map changes, so that
-    // it changes all at once.
+    // The ids of accounts that may become members, read before the job is applied: once its
+    // transaction has committed, nothing may fail before the serving map follows it (a
+    // failure there would leave the map serving the old members until a restart).
     let new_members: Vec<AccountNo> = {
         let shared = inner.read();
-        applied
-            .granted
+        grants
             .iter()
-            .map(|m| m.account)
+            .map(|g| g.account)
             .filter(|a| !shared.serving.is_named(*a))
             .collect()
     };
     let ids = inner.store.account_ids(&new_members).await?;
+    let applied = inner.store.apply_job(job_no, grants, removals, now).await?;
     let mut shared = inner.write();
     for membership in &applied.granted {
         shared.serving.grant(membership);

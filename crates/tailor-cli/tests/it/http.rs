@@ -52,28 +52,59 @@ pub(crate) fn request_typed(
     content_type: Option<&str>,
     body: &[u8],
 ) -> Response {
-    let mut stream = TcpStream::connect(addr).expect("the server accepts connections");
-    let timeout = Some(Duration::from_secs(60));
-    stream.set_read_timeout(timeout).unwrap();
-    stream.set_write_timeout(timeout).unwrap();
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    if let Some(token) = token {
-        head.push_str(&format!("Authorization: Bearer {token}\r\n"));
+    let mut sending = Sending::start(addr, method, path, token, content_type, body.len());
+    sending.write(body).unwrap();
+    sending.finish()
+}
+
+/// A request whose head is sent and whose body goes out in pieces the caller chooses, so that
+/// a test can stop at an exact point of the protocol (say, to kill the server there).
+#[derive(Debug)]
+pub(crate) struct Sending {
+    stream: TcpStream,
+}
+
+impl Sending {
+    /// Connects and sends the request head, announcing a body of `content_length` bytes.
+    pub(crate) fn start(
+        addr: &str,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        content_length: usize,
+    ) -> Self {
+        let mut stream = TcpStream::connect(addr).expect("the server accepts connections");
+        let timeout = Some(Duration::from_secs(60));
+        stream.set_read_timeout(timeout).unwrap();
+        stream.set_write_timeout(timeout).unwrap();
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {content_length}\r\n"
+        );
+        if let Some(token) = token {
+            head.push_str(&format!("Authorization: Bearer {token}\r\n"));
+        }
+        if let Some(content_type) = content_type {
+            head.push_str(&format!("Content-Type: {content_type}\r\n"));
+        }
+        head.push_str("\r\n");
+        stream.write_all(head.as_bytes()).unwrap();
+        Self { stream }
     }
-    if let Some(content_type) = content_type {
-        head.push_str(&format!("Content-Type: {content_type}\r\n"));
+
+    /// Sends the next bytes of the body.
+    pub(crate) fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.stream.write_all(bytes)
     }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).unwrap();
-    stream.write_all(body).unwrap();
-    let mut raw = Vec::new();
-    stream
-        .read_to_end(&mut raw)
-        .expect("the server answers and closes the connection");
-    parse(&raw)
+
+    /// Reads the whole response (the server closes the connection after it).
+    pub(crate) fn finish(mut self) -> Response {
+        let mut raw = Vec::new();
+        self.stream
+            .read_to_end(&mut raw)
+            .expect("the server answers and closes the connection");
+        parse(&raw)
+    }
 }
 
 fn parse(raw: &[u8]) -> Response {

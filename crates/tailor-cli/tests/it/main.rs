@@ -7,13 +7,16 @@
 
 mod accounts;
 mod advertisers;
+mod crash;
 mod exit;
 mod files;
 mod http;
 mod leftovers;
 mod policy;
 mod privacy;
+mod privacy_uploads;
 mod serve;
 mod server;
+mod store;
 mod support;
 mod vectors;

@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{Receiver, channel};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::http::{Response, request, request_typed};
 
@@ -126,6 +126,66 @@ impl Served {
         self.call(method, path, Some(ADMIN), body)
     }
 
+    /// Creates an advertiser through the admin API; returns its id and API key.
+    pub(crate) fn create_advertiser(&self, name: &str) -> (String, String) {
+        let body = serde_json::json!({"name": name}).to_string();
+        let created = self.admin("POST", "/v1/admin/advertisers", body.as_bytes());
+        assert_eq!(created.status, 201, "{}", created.text());
+        let created = created.json();
+        let field = |name: &str| created[name].as_str().unwrap().to_owned();
+        (field("advertiser_id"), field("api_key"))
+    }
+
+    /// Creates an audience as the advertiser with `key`; returns its id.
+    pub(crate) fn create_audience(&self, key: &str, name: &str) -> String {
+        let body = serde_json::json!({"name": name}).to_string();
+        let created = self.call("POST", "/v1/audiences", Some(key), body.as_bytes());
+        assert_eq!(created.status, 201, "{}", created.text());
+        created.json()["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Uploads a CSV list to an audience with `op`; returns the job id of the 202.
+    pub(crate) fn upload_csv(&self, key: &str, audience_id: &str, op: &str, csv: &[u8]) -> String {
+        let path = format!("/v1/audiences/{audience_id}/uploads?op={op}");
+        let reply = self.typed("POST", &path, Some(key), "text/csv", csv);
+        assert_eq!(reply.status, 202, "{}", reply.text());
+        reply.json()["job_id"].as_str().unwrap().to_owned()
+    }
+
+    /// Polls `GET /v1/jobs/{job_id}` until the job is neither queued nor running, and returns
+    /// it. The loop is bounded by [`PATIENCE`], not paced: each poll is a full request.
+    pub(crate) fn wait_for_job(&self, key: &str, job_id: &str) -> serde_json::Value {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let reply = self.call("GET", &format!("/v1/jobs/{job_id}"), Some(key), b"");
+            assert_eq!(reply.status, 200, "{}", reply.text());
+            let job = reply.json();
+            if job["state"] != "queued" && job["state"] != "running" {
+                return job;
+            }
+            assert!(Instant::now() < deadline, "the job never finished: {job:#}");
+        }
+    }
+
+    /// Polls `GET /v1/audiences/{audience_id}` until it is no longer `processing` (no job of
+    /// it is queued or running, including jobs whose id the test never saw), and returns it.
+    pub(crate) fn wait_for_audience(&self, key: &str, audience_id: &str) -> serde_json::Value {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let path = format!("/v1/audiences/{audience_id}");
+            let reply = self.call("GET", &path, Some(key), b"");
+            assert_eq!(reply.status, 200, "{}", reply.text());
+            let audience = reply.json();
+            if audience["status"] != "processing" {
+                return audience;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the audience stayed processing: {audience:#}"
+            );
+        }
+    }
+
     /// Sends SIGTERM and waits (with a bound) for the process to exit.
     pub(crate) fn stop(mut self) -> ExitStatus {
         let child = self.child.take().expect("a running child");
@@ -135,6 +195,20 @@ impl Served {
             .status()
             .expect("kill runs");
         assert!(killed.success(), "kill -TERM {pid} failed");
+        wait_bounded(child)
+    }
+
+    /// Kills the process with SIGKILL (`kill -9`), as a crash would, and waits until it is
+    /// gone: from then on its data directory is unlocked and its files are as the crash left
+    /// them.
+    pub(crate) fn kill(mut self) -> ExitStatus {
+        let child = self.child.take().expect("a running child");
+        let pid = child.id().to_string();
+        let killed = Command::new("kill")
+            .args(["-9", &pid])
+            .status()
+            .expect("kill runs");
+        assert!(killed.success(), "kill -9 {pid} failed");
         wait_bounded(child)
     }
 }
@@ -150,7 +224,7 @@ fn wait_bounded(mut child: Child) -> ExitStatus {
         Ok(status) => status.expect("waiting for tailor serve"),
         Err(_) => {
             let _ = Command::new("kill").args(["-KILL", &pid]).status();
-            panic!("tailor serve did not stop after SIGTERM");
+            panic!("tailor serve did not stop after a signal");
         }
     }
 }
