@@ -1,29 +1,39 @@
 #!/usr/bin/env python3
-"""Upload-to-ready and serving benchmark for `tailor serve` (issue 4's measurements).
+"""Upload-to-ready, serving and restart benchmark for `tailor serve` (issue 4's measurements).
 
-Starts `tailor serve` on a data directory that already holds accounts (for example one filled
-by `tailor accounts import` with `cargo xtask gen-accounts` output), creates an advertiser and
-audiences over the admin and advertiser APIs, uploads a hashed list of ROWS rows (SHA-256 of
-`user{n}@example.com` for random account numbers below ACCOUNTS, plus a share of non-users),
-once as a single request and once as a 10-part session, and reports the time from the first
-byte of the upload to the audience reading `ready`. Then it runs `wrk` against the serving
-lookup for account ids of the population and prints its latency distribution.
+Starts `tailor serve` on a data directory that already holds accounts (filled by
+`tailor accounts import` with `cargo xtask gen-accounts` output: account `acct-N` has the email
+`user{N}@example.com`), creates an advertiser over the admin API, and for each of REPEAT rounds
+uploads a hashed CSV list of ROWS rows (SHA-256 of `user{n}@example.com` for random n below
+ACCOUNTS, plus a share of non-users) into a new audience, once as a single request and once as
+a 10-part session. It reports the time from the first byte of the upload to the audience
+reading `ready`, and the median over the rounds.
 
-Usage: python3 bench/upload_bench.py DATA_DIR ACCOUNTS [ROWS] [--wrk-rate 10000]
-Requires: target/release/tailor built; wrk (apt-get install wrk) for the serving part.
+Then it loads the serving lookup from a separate process at a fixed rate with `oha` (random
+account ids of the population), and `/healthz` the same way as the floor of what the machine's
+loopback and scheduler allow, and reports p50/p99/p99.9. With `--pin` the server runs on core 0
+and the load generator on core 1. Finally it stops the server (SIGTERM), starts it again and
+reports the time to its `ready:` line (index rebuilt, audiences' serving map loaded), and the
+server's peak RSS in each life.
+
+Usage: python3 bench/upload_bench.py DATA_DIR ACCOUNTS [--rows 1000000] [--repeat 3]
+                                     [--qps 10000] [--seconds 15] [--pin]
+Requires: target/release/tailor (cargo build --release); oha (cargo install oha) for serving.
 """
 
+import argparse
 import hashlib
 import json
 import os
 import random
+import shutil
 import signal
+import statistics
 import subprocess
-import sys
 import time
 import urllib.request
 
-TAILOR = os.path.join(os.path.dirname(__file__), "..", "target", "release", "tailor")
+TAILOR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "target", "release", "tailor")
 TOKENS = {"TAILOR_ADMIN_TOKEN": "a" * 32, "TAILOR_SERVING_TOKEN": "s" * 32, "TAILOR_COMPLIANCE_TOKEN": "c" * 32}
 
 
@@ -38,6 +48,8 @@ def request(base, method, path, token, body=None, content_type="application/json
 
 
 def hashed_list(accounts, rows, seed):
+    """A hashed CSV list: 83% of rows are users' emails (of which, with the generator's
+    consent mix, a bit more than half are eligible), the rest non-users."""
     rng = random.Random(seed)
     lines = ["email_sha256"]
     for i in range(rows):
@@ -54,70 +66,133 @@ def wait_ready(base, key, audience_id):
         audience = request(base, "GET", f"/v1/audiences/{audience_id}", key)
         if audience["status"] not in ("processing", "empty"):
             return audience
-        time.sleep(0.02)
+        time.sleep(0.01)
+
+
+def peak_rss_mb(pid):
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class Server:
+    def __init__(self, data_dir, pin):
+        env = dict(os.environ, **TOKENS)
+        command = [TAILOR, "serve", "--data-dir", data_dir, "--listen", "127.0.0.1:0"]
+        if pin:
+            command = ["taskset", "-c", "0"] + command
+        started = time.time()
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                        env=env, text=True)
+        self.base = None
+        for line in self.process.stdout:
+            if line.startswith("listening on "):
+                self.base = line.split()[-1]
+            if line.startswith("ready"):
+                break
+        self.ready_after = time.time() - started
+
+    def stop(self):
+        rss = peak_rss_mb(self.process.pid)
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait()
+        return rss
+
+
+def upload_single(base, key, body, name):
+    audience = request(base, "POST", "/v1/audiences", key, {"name": name})
+    t0 = time.time()
+    request(base, "POST", f"/v1/audiences/{audience['id']}/uploads?op=add", key, body, "text/csv")
+    accepted = time.time() - t0
+    ready = wait_ready(base, key, audience["id"])
+    return accepted, time.time() - t0, ready["size"]
+
+
+def upload_session(base, key, body, name):
+    audience = request(base, "POST", "/v1/audiences", key, {"name": name})
+    lines = body.split(b"\n")
+    header, data = lines[0], [line for line in lines[1:] if line]
+    parts = []
+    step = (len(data) + 9) // 10
+    for n in range(10):
+        parts.append(b"\n".join([header] + data[n * step:(n + 1) * step]) + b"\n")
+    t0 = time.time()
+    session = request(base, "POST", f"/v1/audiences/{audience['id']}/upload-sessions?op=add", key, {})
+    for n, part in enumerate(parts):
+        request(base, "PUT", f"/v1/upload-sessions/{session['session_id']}/parts/{n + 1}", key, part, "text/csv")
+    request(base, "POST", f"/v1/upload-sessions/{session['session_id']}/commit", key, {})
+    accepted = time.time() - t0
+    ready = wait_ready(base, key, audience["id"])
+    return accepted, time.time() - t0, ready["size"]
+
+
+def oha(base, url_regex, qps, seconds, pin, token=None):
+    """Runs oha at a fixed rate; returns (requests/s, p50, p99, p99.9 in ms, non-2xx)."""
+    command = ["oha", "-z", f"{seconds}s", "-q", str(qps), "-c", "8", "--no-tui", "--output-format", "json",
+               "--rand-regex-url", base + url_regex]
+    if token:
+        command += ["-H", f"Authorization: Bearer {token}"]
+    if pin:
+        command = ["taskset", "-c", "1"] + command
+    out = subprocess.run(command, capture_output=True, text=True, check=True)
+    report = json.loads(out.stdout)
+    percentiles = report["latencyPercentiles"]
+    codes = report.get("statusCodeDistribution", {})
+    non_2xx = sum(n for code, n in codes.items() if not code.startswith("2"))
+    return (report["summary"]["requestsPerSec"], percentiles["p50"] * 1e3, percentiles["p99"] * 1e3,
+            percentiles["p99.9"] * 1e3, non_2xx)
 
 
 def main():
-    data_dir, accounts = sys.argv[1], int(sys.argv[2])
-    rows = int(sys.argv[3]) if len(sys.argv) > 3 and not sys.argv[3].startswith("--") else 1_000_000
-    rate = int(sys.argv[sys.argv.index("--wrk-rate") + 1]) if "--wrk-rate" in sys.argv else 10_000
-    env = dict(os.environ, **TOKENS)
-    server = subprocess.Popen([TAILOR, "serve", "--data-dir", data_dir, "--listen", "127.0.0.1:0"],
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True)
-    base = None
-    for line in server.stdout:
-        if line.startswith("listening on "):
-            base = line.split()[-1]
-        if line.startswith("ready"):
-            break
+    parser = argparse.ArgumentParser()
+    parser.add_argument("data_dir")
+    parser.add_argument("accounts", type=int)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--qps", type=int, default=10_000)
+    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--pin", action="store_true")
+    args = parser.parse_args()
+
+    server = Server(args.data_dir, args.pin)
+    print(f"started: ready after {server.ready_after:.2f} s")
     admin = TOKENS["TAILOR_ADMIN_TOKEN"]
     try:
-        adv = request(base, "POST", "/v1/admin/advertisers", admin, {"name": "Bench", "entity": "Bench Ltd"})
-        key = adv["api_key"]
-        body = hashed_list(accounts, rows, 1)
-        results = {}
+        key = request(server.base, "POST", "/v1/admin/advertisers", admin,
+                      {"name": "Bench", "entity": "Bench Ltd"})["api_key"]
+        results = {"single request": [], "10-part session": []}
+        for round_no in range(args.repeat):
+            body = hashed_list(args.accounts, args.rows, round_no + 1)
+            for name, upload in (("single request", upload_single), ("10-part session", upload_session)):
+                accepted, total, size = upload(server.base, key, body, f"{name} {round_no}")
+                results[name].append(total)
+                print(f"{name}, round {round_no + 1}: {args.rows} rows accepted after {accepted:.2f} s, "
+                      f"ready after {total:.2f} s ({args.rows / total / 1e6:.2f} M rows/s), size {size}")
+        for name, totals in results.items():
+            median = statistics.median(totals)
+            print(f"{name}: median {median:.2f} s to ready ({args.rows / median / 1e6:.2f} M rows/s end to end), "
+                  f"runs {', '.join(f'{t:.2f}' for t in totals)}")
 
-        audience = request(base, "POST", "/v1/audiences", key, {"name": "single"})
-        t0 = time.time()
-        job = request(base, "POST", f"/v1/audiences/{audience['id']}/uploads?op=add", key, body, "text/csv")
-        accepted = time.time() - t0
-        ready = wait_ready(base, key, audience["id"])
-        results["single request"] = (accepted, time.time() - t0, ready["size"])
-
-        audience = request(base, "POST", "/v1/audiences", key, {"name": "session"})
-        lines = body.split(b"\n")
-        header, data = lines[0], [l for l in lines[1:] if l]
-        t0 = time.time()
-        session = request(base, "POST", f"/v1/audiences/{audience['id']}/upload-sessions?op=add", key, {})
-        step = (len(data) + 9) // 10
-        for n in range(10):
-            part = b"\n".join([header] + data[n * step:(n + 1) * step]) + b"\n"
-            request(base, "PUT", f"/v1/upload-sessions/{session['session_id']}/parts/{n + 1}", key, part, "text/csv")
-        request(base, "POST", f"/v1/upload-sessions/{session['session_id']}/commit", key, {})
-        accepted = time.time() - t0
-        ready = wait_ready(base, key, audience["id"])
-        results["10-part session"] = (accepted, time.time() - t0, ready["size"])
-
-        rss = [l for l in open(f"/proc/{server.pid}/status") if l.startswith("VmHWM")][0].split()[1]
-        for name, (accepted, total, size) in results.items():
-            print(f"{name}: {rows} rows accepted after {accepted:.2f} s, audience ready after {total:.2f} s "
-                  f"({rows / total / 1e6:.2f} M rows/s end to end), size {size}")
-        print(f"server peak RSS: {int(rss) / 1024:.0f} MB")
-
-        script = "/tmp/tailor-serving.lua"
-        with open(script, "w") as f:
-            f.write(f"""
-math.randomseed(7)
-request = function()
-  local id = "acct-" .. math.random(0, {accounts - 1})
-  return wrk.format("GET", "/v1/serving/accounts/" .. id .. "/audiences", {{["Authorization"] = "Bearer {TOKENS['TAILOR_SERVING_TOKEN']}"}})
-end
-""")
-        out = subprocess.run(["wrk", "-t1", "-c16", "-d15s", "--latency", "-s", script, base], capture_output=True, text=True)
-        print(out.stdout)
+        if shutil.which("oha"):
+            # Uniformly random ids of the longest length below ACCOUNTS (acct-1000000 to
+            # acct-9999999 for ten million: 90% of the population).
+            serving = "/v1/serving/accounts/acct-[1-9][0-9]{%d}/audiences" % (len(str(args.accounts - 1)) - 1)
+            for label, url, token in (("serving lookup", serving, TOKENS["TAILOR_SERVING_TOKEN"]),
+                                      ("/healthz (floor)", "/healthz", None)):
+                rps, p50, p99, p999, bad = oha(server.base, url, args.qps, args.seconds, args.pin, token)
+                print(f"{label} at {args.qps}/s{' pinned' if args.pin else ''}: {rps:.0f} req/s, "
+                      f"p50 {p50:.3f} ms, p99 {p99:.3f} ms, p99.9 {p999:.3f} ms, non-2xx {bad}")
+        else:
+            print("oha not found (cargo install oha): serving latency not measured")
     finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait()
+        rss = server.stop()
+    print(f"server peak RSS: {rss:.0f} MB")
+
+    server = Server(args.data_dir, args.pin)
+    print(f"restart: ready after {server.ready_after:.2f} s (index and serving map rebuilt)")
+    print(f"server peak RSS after restart: {server.stop():.0f} MB")
 
 
 if __name__ == "__main__":
