@@ -373,6 +373,12 @@ impl Engine {
                 .delete_audience(advertiser_no, &audience_id, inner.clock.now())
                 .await?;
             inner.write().serving.remove_audience(audience.no);
+            let members = inner.read().serving.members_of(audience.no);
+            inner
+                .serving_in_chunks(&members, |serving, &account| {
+                    serving.drop_memberships(audience.no, account);
+                })
+                .await;
             Ok::<_, StoreError>(deleted.is_some())
         })
         .await
@@ -876,16 +882,32 @@ async fn run_job(inner: &Inner, job_no: u64) -> Result<(), StoreError> {
     };
     let ids = inner.store.account_ids(&new_members).await?;
     let applied = inner.store.apply_job(job_no, grants, removals, now).await?;
-    let mut shared = inner.write();
-    for membership in &applied.granted {
-        shared.serving.grant(membership);
-    }
-    for (account, id) in &ids {
-        shared.serving.name(*account, id);
-    }
-    for &(audience_no, account) in &applied.revoked {
-        shared.serving.revoke(audience_no, account);
-    }
+    // Staged in chunks, published at once, settled in chunks: answers see the old set or the
+    // new one, and wait for one chunk at most.
+    inner.write().serving.begin();
+    inner
+        .serving_in_chunks(&applied.granted, |serving, membership| {
+            serving.stage_grant(membership);
+        })
+        .await;
+    inner
+        .serving_in_chunks(&ids, |serving, (account, id)| serving.name(*account, id))
+        .await;
+    inner
+        .serving_in_chunks(&applied.revoked, |serving, &(audience_no, account)| {
+            serving.stage_revoke(audience_no, account);
+        })
+        .await;
+    inner.write().serving.publish();
+    let touched: Vec<AccountNo> = applied
+        .granted
+        .iter()
+        .map(|m| m.account)
+        .chain(applied.revoked.iter().map(|&(_, account)| account))
+        .collect();
+    inner
+        .serving_in_chunks(&touched, |serving, &account| serving.settle(account))
+        .await;
     Ok(())
 }
 

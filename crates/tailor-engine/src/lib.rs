@@ -42,6 +42,9 @@ use import::{check_account, check_account_id, check_consent, parse_consent, pars
 /// The purpose the eligible index serves: audience matching.
 pub const INDEXED_PURPOSE: Purpose = Purpose::MARKETING_TARGETED;
 
+/// Serving-map changes made under one hold of its write lock (a few hundred microseconds).
+const SERVING_CHUNK: usize = 1024;
+
 /// Limits on what the engine reads.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
@@ -188,8 +191,21 @@ impl Engine {
         release: ReleaseConfig,
     ) -> Result<Self, EngineError> {
         let now = clock.now();
+        let started = std::time::Instant::now();
         let index = build_index(store.as_ref(), &policy, now).await?;
+        tracing::info!(
+            entries = index.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "index built from the store"
+        );
+        let started = std::time::Instant::now();
         let serving = build_serving(store.as_ref(), now).await?;
+        tracing::info!(
+            memberships = serving.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "serving map loaded from the store"
+        );
+        let started = std::time::Instant::now();
         let (jobs, job_queue) = tokio::sync::mpsc::unbounded_channel();
         let (settle, settle_queue) = tokio::sync::mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
@@ -210,6 +226,10 @@ impl Engine {
         // Memberships the index no longer supports (a policy change while stopped) end now.
         inner.revoke_unsupported(now).await?;
         inner.sweep().await?;
+        tracing::info!(
+            ms = started.elapsed().as_millis() as u64,
+            "memberships checked against the index and expiry"
+        );
         for job in inner.store.unfinished_jobs().await? {
             let _ = inner.jobs.send(job.no);
         }
@@ -594,6 +614,7 @@ impl Inner {
     }
 
     /// Ends memberships whose basis is no longer eligible, in the store and the serving map.
+    /// Answers stopped using them already: they re-check the index.
     async fn revoke(&self, ended: Vec<(u32, AccountNo)>, now: Timestamp) -> Result<(), StoreError> {
         if ended.is_empty() {
             return Ok(());
@@ -601,11 +622,30 @@ impl Inner {
         self.store
             .revoke(ended.clone(), tailor_store::RevokeReason::Ineligible, now)
             .await?;
-        let mut shared = self.write();
-        for (audience_no, account) in ended {
-            shared.serving.revoke(audience_no, account);
-        }
+        self.serving_in_chunks(&ended, |serving, &(audience_no, account)| {
+            serving.revoke(audience_no, account);
+        })
+        .await;
         Ok(())
+    }
+
+    /// Changes the serving map for each item, holding its write lock for one chunk of items
+    /// at a time and letting other tasks run between chunks: a serving answer waits for one
+    /// chunk at most, never for a whole job's or sweep's worth of changes.
+    async fn serving_in_chunks<T>(
+        &self,
+        items: &[T],
+        mut change: impl FnMut(&mut serving::Serving, &T),
+    ) {
+        for chunk in items.chunks(SERVING_CHUNK) {
+            {
+                let mut shared = self.write();
+                for item in chunk {
+                    change(&mut shared.serving, item);
+                }
+            }
+            tokio::task::yield_now().await;
+        }
     }
 
     /// Ends expired memberships and deletes expired upload sessions.
@@ -613,12 +653,11 @@ impl Inner {
         let _writing = self.writer.lock().await;
         let now = self.clock.now();
         let expired = self.store.expire_memberships(now).await?;
-        {
-            let mut shared = self.write();
-            for (audience_no, account) in expired {
-                shared.serving.revoke(audience_no, account);
-            }
-        }
+        // Answers skip expired memberships already.
+        self.serving_in_chunks(&expired, |serving, &(audience_no, account)| {
+            serving.revoke(audience_no, account);
+        })
+        .await;
         self.store.expire_sessions(now).await?;
         Ok(())
     }

@@ -4,6 +4,12 @@
 //! rests on, and the live member count of each audience. An answer re-checks every membership
 //! at answer time: unexpired, its contact point still in the eligible index for that account,
 //! and its audience targetable through the release function.
+//!
+//! A job's changes reach the map without holding readers up for the whole job and without a
+//! reader ever seeing part of them: they are staged in chunks (new memberships marked
+//! `Added`, the ones they end marked `Removed`, both invisible in their new state while
+//! staging), published at once, then settled in chunks (markers cleared, removed entries
+//! dropped). Only one job stages at a time: the engine's writer lock sees to it.
 
 use std::collections::HashMap;
 
@@ -17,12 +23,26 @@ struct Member {
     audience: u32,
     digest: KeyedDigest,
     expires_at: Timestamp,
+    stage: Stage,
+}
+
+/// Where a membership is in the staging of a job's changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    Settled,
+    /// Granted by the job being staged: visible once it is published.
+    Added,
+    /// Ended by the job being staged: visible until it is published.
+    Removed,
 }
 
 #[derive(Clone, Debug)]
 pub(crate) struct AudienceEntry {
     pub(crate) id: String,
+    /// Live members, as published.
     pub(crate) members: u64,
+    /// The change the job being staged makes to `members`.
+    staged: i64,
 }
 
 /// Account → live memberships, audience → live member count, and the ids of the accounts
@@ -35,6 +55,8 @@ pub(crate) struct Serving {
     ids: HashMap<Box<str>, u32>,
     /// Number → account id, the reverse of `ids`.
     names: HashMap<u32, Box<str>>,
+    /// Whether a job's changes are being staged (between `begin` and `publish`).
+    staging: bool,
 }
 
 impl Serving {
@@ -47,22 +69,33 @@ impl Serving {
                     .audiences
                     .get(&audience.no)
                     .map_or(0, |entry| entry.members),
+                staged: 0,
             },
         );
     }
 
-    /// Forgets an audience and every membership in it.
+    /// Forgets an audience: answers stop naming it at once. Its memberships are dropped by
+    /// [`Serving::drop_memberships`] for each of [`Serving::members_of`].
     pub(crate) fn remove_audience(&mut self, audience_no: u32) {
         self.audiences.remove(&audience_no);
-        let mut emptied = Vec::new();
-        for (&account, list) in &mut self.members {
+    }
+
+    /// The accounts with a membership in an audience.
+    pub(crate) fn members_of(&self, audience_no: u32) -> Vec<AccountNo> {
+        self.members
+            .iter()
+            .filter(|(_, list)| list.iter().any(|m| m.audience == audience_no))
+            .map(|(&account, _)| AccountNo(account))
+            .collect()
+    }
+
+    /// Drops an account's memberships in a removed audience.
+    pub(crate) fn drop_memberships(&mut self, audience_no: u32, account: AccountNo) {
+        if let Some(list) = self.members.get_mut(&account.0) {
             list.retain(|m| m.audience != audience_no);
             if list.is_empty() {
-                emptied.push(account);
+                self.forget(account.0);
             }
-        }
-        for account in emptied {
-            self.forget(account);
         }
     }
 
@@ -97,13 +130,9 @@ impl Serving {
         }
     }
 
-    /// Records a granted (or renewed) membership.
+    /// Records a granted (or renewed) membership, visible at once (loading the map).
     pub(crate) fn grant(&mut self, membership: &Membership) {
-        let member = Member {
-            audience: membership.audience_no,
-            digest: membership.contact_digest,
-            expires_at: membership.expires_at,
-        };
+        let member = member(membership, Stage::Settled);
         let list = self.members.entry(membership.account.0).or_default();
         match list.iter_mut().find(|m| m.audience == member.audience) {
             Some(existing) => *existing = member,
@@ -113,6 +142,82 @@ impl Serving {
                     entry.members += 1;
                 }
             }
+        }
+    }
+
+    /// Starts staging a job's changes.
+    pub(crate) fn begin(&mut self) {
+        debug_assert!(!self.staging, "one job stages at a time");
+        self.staging = true;
+    }
+
+    /// Stages a membership the job grants (or renews): the current one, if any, is marked
+    /// removed and the new one added, so that publishing swaps them.
+    pub(crate) fn stage_grant(&mut self, membership: &Membership) {
+        let list = self.members.entry(membership.account.0).or_default();
+        let renewed = match list
+            .iter_mut()
+            .find(|m| m.audience == membership.audience_no && m.stage == Stage::Settled)
+        {
+            Some(existing) => {
+                existing.stage = Stage::Removed;
+                true
+            }
+            None => false,
+        };
+        list.push(member(membership, Stage::Added));
+        if !renewed && let Some(entry) = self.audiences.get_mut(&membership.audience_no) {
+            entry.staged += 1;
+        }
+    }
+
+    /// Stages a membership the job ends.
+    pub(crate) fn stage_revoke(&mut self, audience_no: u32, account: AccountNo) {
+        let Some(list) = self.members.get_mut(&account.0) else {
+            return;
+        };
+        if let Some(existing) = list
+            .iter_mut()
+            .find(|m| m.audience == audience_no && m.stage == Stage::Settled)
+        {
+            existing.stage = Stage::Removed;
+            if let Some(entry) = self.audiences.get_mut(&audience_no) {
+                entry.staged -= 1;
+            }
+        }
+    }
+
+    /// Makes every staged change visible at once: answers see the job's new memberships,
+    /// not the ones it ended, and the audiences' new member counts.
+    pub(crate) fn publish(&mut self) {
+        self.staging = false;
+        for entry in self.audiences.values_mut() {
+            entry.members = entry.members.saturating_add_signed(entry.staged);
+            entry.staged = 0;
+        }
+    }
+
+    /// Clears the marks publishing made final on one account's memberships.
+    pub(crate) fn settle(&mut self, account: AccountNo) {
+        debug_assert!(!self.staging, "settled before publishing");
+        let Some(list) = self.members.get_mut(&account.0) else {
+            return;
+        };
+        list.retain(|m| m.stage != Stage::Removed);
+        for m in list.iter_mut() {
+            m.stage = Stage::Settled;
+        }
+        if list.is_empty() {
+            self.forget(account.0);
+        }
+    }
+
+    /// Whether a membership is part of what answers see now.
+    fn visible(&self, member: &Member) -> bool {
+        match member.stage {
+            Stage::Settled => true,
+            Stage::Added => !self.staging,
+            Stage::Removed => self.staging,
         }
     }
 
@@ -196,7 +301,7 @@ impl Serving {
             .get(&account.0)
             .into_iter()
             .flatten()
-            .filter(|m| m.expires_at > now && index.contains(&m.digest, account))
+            .filter(|m| self.visible(m) && m.expires_at > now && index.contains(&m.digest, account))
             .filter_map(|m| {
                 let entry = self.audiences.get(&m.audience)?;
                 release_size(entry.members, release)
@@ -210,6 +315,173 @@ impl Serving {
 
     /// Memberships held, for reports.
     pub(crate) fn len(&self) -> usize {
-        self.members.values().map(Vec::len).sum()
+        self.members
+            .values()
+            .map(|list| list.iter().filter(|m| self.visible(m)).count())
+            .sum()
+    }
+}
+
+fn member(membership: &Membership, stage: Stage) -> Member {
+    Member {
+        audience: membership.audience_no,
+        digest: membership.contact_digest,
+        expires_at: membership.expires_at,
+        stage,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tailor_core::policy::{AccountFacts, ContactFacts, Policy, PolicyVersion};
+    use tailor_core::{AccountRegion, ContactDigests, Context};
+
+    use super::*;
+
+    const AUDIENCE: u32 = 7;
+
+    fn now() -> Timestamp {
+        Timestamp::from_second(1_800_000_000).unwrap()
+    }
+
+    fn digest(account: u32) -> KeyedDigest {
+        let mut bytes = [0x5a; 32];
+        bytes[..4].copy_from_slice(&account.to_be_bytes());
+        KeyedDigest(bytes)
+    }
+
+    /// An index in which each of `accounts` has one eligible contact point.
+    fn index(accounts: std::ops::Range<u32>) -> EligibleIndex {
+        let policy = Policy::shipped();
+        let region = AccountRegion::parse("US").unwrap();
+        let mut index = EligibleIndex::new();
+        for account in accounts {
+            let facts = AccountFacts {
+                no: AccountNo(account),
+                region: &region,
+                consents: &[],
+            };
+            let contact = ContactFacts {
+                context: Context::Profile,
+                verified: true,
+                removed: false,
+            };
+            let eligible = policy
+                .marketing(
+                    crate::INDEXED_PURPOSE,
+                    &facts,
+                    &contact,
+                    ContactDigests::new(digest(account), None),
+                    now(),
+                )
+                .unwrap();
+            index.insert(&eligible);
+        }
+        index
+    }
+
+    fn membership(account: u32, expires_in_days: i64) -> Membership {
+        Membership {
+            audience_no: AUDIENCE,
+            account: AccountNo(account),
+            contact_digest: digest(account),
+            context: Context::Profile,
+            consent_seq: None,
+            policy_version: PolicyVersion([0; 32]),
+            job_no: 1,
+            granted_at: now(),
+            expires_at: now() + jiff::SignedDuration::from_hours(24 * expires_in_days),
+        }
+    }
+
+    fn serving(members: std::ops::Range<u32>) -> Serving {
+        let mut serving = Serving::default();
+        serving.add_audience(&Audience {
+            no: AUDIENCE,
+            audience_id: "aud_x".into(),
+            advertiser_no: 1,
+            name: "x".into(),
+            description: String::new(),
+            membership_ttl_days: 30,
+            created_at: now(),
+            updated_at: now(),
+            members: 0,
+            pending_jobs: 0,
+            succeeded_jobs: 0,
+        });
+        for account in members {
+            serving.grant(&membership(account, 10));
+            serving.name(AccountNo(account), &format!("acct-{account}"));
+        }
+        serving
+    }
+
+    /// The accounts of `0..20` that answers say are in the audience.
+    fn served(serving: &Serving, index: &EligibleIndex) -> Vec<u32> {
+        let release = ReleaseConfig { min_size: 1 };
+        (0..20)
+            .filter(|account| {
+                !serving
+                    .answer(&format!("acct-{account}"), index, &release, now())
+                    .is_empty()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn staged_changes_stay_invisible_until_published_and_settle_to_the_same_answers() {
+        let index = index(0..20);
+        let mut serving = serving(0..10);
+        assert_eq!(served(&serving, &index), (0..10).collect::<Vec<_>>());
+
+        // A replace: 5..15 is the new set; 0..5 end, 5..10 are renewed, 10..15 are new.
+        serving.begin();
+        for account in 5..15 {
+            serving.stage_grant(&membership(account, 20));
+            serving.name(AccountNo(account), &format!("acct-{account}"));
+        }
+        for account in 0..5 {
+            serving.stage_revoke(AUDIENCE, AccountNo(account));
+        }
+        assert_eq!(served(&serving, &index), (0..10).collect::<Vec<_>>());
+        assert_eq!(serving.audiences[&AUDIENCE].members, 10);
+        assert_eq!(serving.len(), 10);
+
+        serving.publish();
+        assert_eq!(served(&serving, &index), (5..15).collect::<Vec<_>>());
+        assert_eq!(serving.audiences[&AUDIENCE].members, 10);
+        assert_eq!(serving.len(), 10);
+
+        for account in 0..15 {
+            serving.settle(AccountNo(account));
+        }
+        assert_eq!(served(&serving, &index), (5..15).collect::<Vec<_>>());
+        assert_eq!(serving.len(), 10);
+        // Renewed memberships hold one entry, with the new expiry; ended accounts are gone.
+        let renewed = &serving.members[&5];
+        assert_eq!(renewed.len(), 1);
+        assert_eq!(renewed[0].stage, Stage::Settled);
+        assert_eq!(
+            renewed[0].expires_at,
+            now() + jiff::SignedDuration::from_hours(24 * 20)
+        );
+        assert!(!serving.members.contains_key(&0));
+        assert!(!serving.ids.contains_key("acct-0"));
+        assert_eq!(serving.unnamed(), Vec::<AccountNo>::new());
+    }
+
+    #[test]
+    fn a_removed_audience_is_unanswered_at_once_and_its_memberships_dropped() {
+        let index = index(0..20);
+        let mut serving = serving(0..10);
+        serving.remove_audience(AUDIENCE);
+        assert_eq!(served(&serving, &index), Vec::<u32>::new());
+        let members = serving.members_of(AUDIENCE);
+        assert_eq!(members.len(), 10);
+        for account in members {
+            serving.drop_memberships(AUDIENCE, account);
+        }
+        assert_eq!(serving.len(), 0);
+        assert!(serving.ids.is_empty() && serving.names.is_empty());
     }
 }

@@ -54,8 +54,9 @@ fn method(method: &Method) -> &'static str {
 }
 
 /// Counts and logs every request by route template, method, status and latency. Serving
-/// lookups (the hot path, thousands a second) are logged at `debug` only; every other request
-/// at `info`.
+/// lookups (the hot path, thousands a second) and the probes that orchestrators and scrapers
+/// call every few seconds (`/healthz`, `/readyz`, `/metrics`) are logged at `debug` only;
+/// every other request at `info`.
 pub(crate) async fn observe(
     State(state): State<AppState>,
     request: Request,
@@ -63,7 +64,9 @@ pub(crate) async fn observe(
 ) -> Response {
     let matched = route(&request);
     let route = matched.map_or("unmatched", |r| r.path);
-    let quiet = matched.is_some_and(|r| r.access == Access::Serving);
+    let quiet = matched.is_some_and(|r| {
+        r.access == Access::Serving || matches!(r.path, "/healthz" | "/readyz" | "/metrics")
+    });
     let method = method(request.method());
     let started = Instant::now();
     let response = next.run(request).await;
