@@ -127,16 +127,23 @@ def upload_session(base, key, body, name):
     return accepted, time.time() - t0, ready["size"]
 
 
-def oha(base, url_regex, qps, seconds, pin, token=None):
-    """Runs oha at a fixed rate; returns (requests/s, p50, p99, p99.9 in ms, non-2xx)."""
+def oha(base, url_regex, qps, seconds, pin, token=None, during=None):
+    """Runs oha at a fixed rate, and `during()` meanwhile if given; returns (requests/s, p50,
+    p99, p99.9 in ms, non-2xx)."""
     command = ["oha", "-z", f"{seconds}s", "-q", str(qps), "-c", "8", "--no-tui", "--output-format", "json", "--latency-correction",
                "--rand-regex-url", base + url_regex]
     if token:
         command += ["-H", f"Authorization: Bearer {token}"]
     if pin:
         command = ["taskset", "-c", "1"] + command
-    out = subprocess.run(command, capture_output=True, text=True, check=True)
-    report = json.loads(out.stdout)
+    load = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if during:
+        time.sleep(1)
+        during()
+    out, err = load.communicate()
+    if load.returncode != 0:
+        raise RuntimeError(f"oha failed: {err}")
+    report = json.loads(out)
     percentiles = report["latencyPercentiles"]
     codes = report.get("statusCodeDistribution", {})
     non_2xx = sum(n for code, n in codes.items() if not code.startswith("2"))
@@ -181,9 +188,17 @@ def main():
             # Uniformly random ids of the longest length below ACCOUNTS (acct-1000000 to
             # acct-9999999 for ten million: 90% of the population).
             serving = "/v1/serving/accounts/acct-[1-9][0-9]{%d}/audiences" % (len(str(args.accounts - 1)) - 1)
-            for label, url, token in (("serving lookup", serving, TOKENS["TAILOR_SERVING_TOKEN"]),
-                                      ("/healthz (floor)", "/healthz", None)):
-                rps, p50, p99, p999, bad = oha(server.base, url, args.qps, args.seconds, args.pin, token)
+            # Let the last job's write-ahead-log checkpoint finish: this part is at rest.
+            time.sleep(5)
+            extra = hashed_list(args.accounts, args.rows, 99)
+            during_upload = lambda: print("  (upload during the load: ready after "
+                                          f"{upload_single(server.base, key, extra, 'during')[1]:.2f} s)")
+            serving_token = TOKENS["TAILOR_SERVING_TOKEN"]
+            for label, url, token, during in (
+                    ("serving lookup", serving, serving_token, None),
+                    ("/healthz (floor)", "/healthz", None, None),
+                    ("serving lookup while a 1M-row upload lands", serving, serving_token, during_upload)):
+                rps, p50, p99, p999, bad = oha(server.base, url, args.qps, args.seconds, args.pin, token, during)
                 print(f"{label} at {args.qps}/s{' pinned' if args.pin else ''}: {rps:.0f} req/s, "
                       f"p50 {p50:.3f} ms, p99 {p99:.3f} ms, p99.9 {p999:.3f} ms, non-2xx {bad}")
         else:

@@ -796,13 +796,8 @@ pub(crate) async fn job_worker(
             job = jobs.recv() => {
                 let Some(job_no) = job else { return };
                 let Some(inner) = inner.upgrade() else { return };
-                if let Err(error) = run_job(&inner, job_no).await {
-                    let message = match error {
-                        StoreError::Database(_) => "storage failure while applying the job",
-                        _ => "the job could not be applied",
-                    };
-                    // If even this fails, the job stays unfinished and is resumed at start.
-                    let _ = inner.store.fail_job(job_no, message, inner.clock.now()).await;
+                if let Err(failure) = run_job(&inner, job_no).await {
+                    fail_job(&inner, job_no, &failure).await;
                 }
             }
             waiter = settle.recv() => {
@@ -810,11 +805,8 @@ pub(crate) async fn job_worker(
                 // Every job sent before this request is done once the queue is drained.
                 while let Ok(job_no) = jobs.try_recv() {
                     let Some(inner) = inner.upgrade() else { return };
-                    if run_job(&inner, job_no).await.is_err() {
-                        let _ = inner
-                            .store
-                            .fail_job(job_no, "storage failure while applying the job", inner.clock.now())
-                            .await;
+                    if let Err(failure) = run_job(&inner, job_no).await {
+                        fail_job(&inner, job_no, &failure).await;
                     }
                 }
                 let _ = waiter.send(());
@@ -823,26 +815,53 @@ pub(crate) async fn job_worker(
     }
 }
 
-/// Re-checks a job's staged matches against the index, records each grant's basis and
-/// applies the job, under the writer lock.
-async fn run_job(inner: &Inner, job_no: u64) -> Result<(), StoreError> {
-    let _writing = inner.writer.lock().await;
-    let now = inner.clock.now();
-    inner.store.set_job_running(job_no, now).await?;
-    let staged = inner.store.staged_matches(job_no).await?;
-    let op = inner.store.job_by_no(job_no).await?.map(|job| job.op);
-    let Some(op) = op else { return Ok(()) };
+/// Why a job could not be applied.
+enum JobFailure {
+    Store(StoreError),
+    /// The thread re-checking its matches stopped (a bug: it panicked).
+    Worker,
+}
 
-    // Consent at match time: keep only matches the index still holds, with the basis it
-    // holds for them (the current policy's decision for the current consent history).
-    let mut overflow = Vec::new();
-    let mut removals = Vec::new();
-    let mut grants = Vec::new();
-    {
+impl From<StoreError> for JobFailure {
+    fn from(error: StoreError) -> Self {
+        Self::Store(error)
+    }
+}
+
+/// Records a job as failed, with a message for the advertiser that names no internals. If
+/// even this fails, the job stays unfinished and is resumed at the next start.
+async fn fail_job(inner: &Inner, job_no: u64, failure: &JobFailure) {
+    let message = match failure {
+        JobFailure::Store(StoreError::Database(_)) => "storage failure while applying the job",
+        JobFailure::Store(_) | JobFailure::Worker => "the job could not be applied",
+    };
+    let _ = inner
+        .store
+        .fail_job(job_no, message, inner.clock.now())
+        .await;
+}
+
+/// What re-checking a job's matches against the index keeps.
+#[derive(Default)]
+struct Rechecked {
+    grants: Vec<Grant>,
+    removals: Vec<AccountNo>,
+    /// Matches whose consent sequence number the index cannot hold: read from the store.
+    overflow: Vec<(AccountNo, KeyedDigest)>,
+}
+
+/// Consent at match time: keeps only the matches the index still holds, with the basis it
+/// holds for them (the current policy's decision for the current consent history), one per
+/// account. The index only changes under the writer lock, which the job holds, so reading
+/// it in short sections (a waiting writer never holds serving answers up for long) reads one
+/// state.
+fn recheck(inner: &Inner, op: JobOp, staged: &[(AccountNo, KeyedDigest)]) -> Rechecked {
+    let policy_version = inner.read().policy.version();
+    let mut seen: HashSet<u32> = HashSet::with_capacity(staged.len());
+    let mut kept = Rechecked::default();
+    for chunk in staged.chunks(4096) {
         let shared = inner.read();
-        let policy_version = shared.policy.version();
-        let mut seen: HashSet<u32> = HashSet::new();
-        for (account, digest) in staged {
+        for &(account, digest) in chunk {
             let Some(basis) = shared.index.basis(&digest, account) else {
                 continue;
             };
@@ -850,11 +869,11 @@ async fn run_job(inner: &Inner, job_no: u64) -> Result<(), StoreError> {
                 continue;
             }
             match op {
-                JobOp::Remove => removals.push(account),
+                JobOp::Remove => kept.removals.push(account),
                 JobOp::Add | JobOp::Replace if basis.seq_overflow => {
-                    overflow.push((account, digest));
+                    kept.overflow.push((account, digest));
                 }
-                JobOp::Add | JobOp::Replace => grants.push(Grant {
+                JobOp::Add | JobOp::Replace => kept.grants.push(Grant {
                     account,
                     contact_digest: digest,
                     context: basis.context.context(),
@@ -864,7 +883,36 @@ async fn run_job(inner: &Inner, job_no: u64) -> Result<(), StoreError> {
             }
         }
     }
-    // A consent sequence number the index cannot hold is read from the store.
+    kept
+}
+
+/// Runs work over the engine's state on a blocking thread: a job's million lookups must not
+/// hold up an async worker, which would delay the serving answers queued on it.
+async fn off_runtime<T: Send + 'static>(
+    inner: &Arc<Inner>,
+    work: impl FnOnce(&Inner) -> T + Send + 'static,
+) -> Result<T, JobFailure> {
+    let inner = Arc::clone(inner);
+    tokio::task::spawn_blocking(move || work(&inner))
+        .await
+        .map_err(|_| JobFailure::Worker)
+}
+
+/// Re-checks a job's staged matches against the index, records each grant's basis and
+/// applies the job, under the writer lock.
+async fn run_job(inner: &Arc<Inner>, job_no: u64) -> Result<(), JobFailure> {
+    let _writing = inner.writer.lock().await;
+    let now = inner.clock.now();
+    inner.store.set_job_running(job_no, now).await?;
+    let staged = inner.store.staged_matches(job_no).await?;
+    let op = inner.store.job_by_no(job_no).await?.map(|job| job.op);
+    let Some(op) = op else { return Ok(()) };
+
+    let Rechecked {
+        mut grants,
+        mut removals,
+        overflow,
+    } = off_runtime(inner, move |inner| recheck(inner, op, &staged)).await?;
     if !overflow.is_empty() {
         grants.extend(grants_for(inner, &overflow, now).await?);
     }
@@ -872,14 +920,20 @@ async fn run_job(inner: &Inner, job_no: u64) -> Result<(), StoreError> {
     // The ids of accounts that may become members, read before the job is applied: once its
     // transaction has committed, nothing may fail before the serving map follows it (a
     // failure there would leave the map serving the old members until a restart).
-    let new_members: Vec<AccountNo> = {
-        let shared = inner.read();
-        grants
-            .iter()
-            .map(|g| g.account)
-            .filter(|a| !shared.serving.is_named(*a))
-            .collect()
-    };
+    let (grants, new_members) = off_runtime(inner, move |inner| {
+        let mut new = Vec::new();
+        for chunk in grants.chunks(4096) {
+            let shared = inner.read();
+            new.extend(
+                chunk
+                    .iter()
+                    .map(|g| g.account)
+                    .filter(|a| !shared.serving.is_named(*a)),
+            );
+        }
+        (grants, new)
+    })
+    .await?;
     let ids = inner.store.account_ids(&new_members).await?;
     let applied = inner.store.apply_job(job_no, grants, removals, now).await?;
     // Staged in chunks, published at once, settled in chunks: answers see the old set or the
