@@ -24,6 +24,7 @@ Requires: target/release/tailor (cargo build --release); oha (cargo install oha)
 
 import argparse
 import hashlib
+import http.client
 import json
 import os
 import random
@@ -31,6 +32,7 @@ import shutil
 import signal
 import statistics
 import subprocess
+import threading
 import time
 import urllib.request
 
@@ -151,6 +153,36 @@ def oha(base, url_regex, qps, seconds, pin, token=None, during=None):
             percentiles["p99.9"] * 1e3, non_2xx)
 
 
+class Probe(threading.Thread):
+    """Times serving answers one at a time, every 5 ms, until `finish`."""
+
+    def __init__(self, base):
+        super().__init__()
+        host, port = base.removeprefix("http://").split(":")
+        self.connection = http.client.HTTPConnection(host, int(port))
+        self.samples = []
+        self.stopped = False
+
+    def run(self):
+        headers = {"Authorization": f"Bearer {TOKENS['TAILOR_SERVING_TOKEN']}"}
+        n = 0
+        while not self.stopped:
+            n += 1
+            started = time.perf_counter()
+            self.connection.request("GET", f"/v1/serving/accounts/acct-{1_000_000 + n}/audiences", headers=headers)
+            self.connection.getresponse().read()
+            self.samples.append((time.perf_counter() - started) * 1e3)
+            time.sleep(0.005)
+
+    def finish(self):
+        self.stopped = True
+        self.join()
+
+    def percentile(self, p):
+        ordered = sorted(self.samples)
+        return ordered[min(len(ordered) - 1, int(len(ordered) * p / 100))]
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("data_dir")
@@ -191,8 +223,18 @@ def main():
             # Let the last job's write-ahead-log checkpoint finish: this part is at rest.
             time.sleep(5)
             extra = hashed_list(args.accounts, args.rows, 99)
-            during_upload = lambda: print("  (upload during the load: ready after "
-                                          f"{upload_single(server.base, key, extra, 'during')[1]:.2f} s)")
+
+            def during_upload():
+                # A probe of its own, one request every 5 ms on one connection, times answers
+                # end to end while the job lands: unlike oha's corrected figures, it does not
+                # count the load generator's own lateness when it is short of CPU.
+                probe = Probe(server.base)
+                probe.start()
+                total = upload_single(server.base, key, extra, "during")[1]
+                probe.finish()
+                print(f"  (upload during the load: ready after {total:.2f} s; probe: "
+                      f"{len(probe.samples)} answers, p50 {probe.percentile(50):.3f} ms, "
+                      f"p99 {probe.percentile(99):.3f} ms, max {probe.percentile(100):.3f} ms)")
             serving_token = TOKENS["TAILOR_SERVING_TOKEN"]
             for label, url, token, during in (
                     ("serving lookup", serving, serving_token, None),

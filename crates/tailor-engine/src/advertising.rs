@@ -12,6 +12,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Read;
 use std::sync::{Arc, Weak};
+use std::time::Instant;
 
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
@@ -902,11 +903,15 @@ async fn off_runtime<T: Send + 'static>(
 /// applies the job, under the writer lock.
 async fn run_job(inner: &Arc<Inner>, job_no: u64) -> Result<(), JobFailure> {
     let _writing = inner.writer.lock().await;
+    let started = Instant::now();
     let now = inner.clock.now();
     inner.store.set_job_running(job_no, now).await?;
     let staged = inner.store.staged_matches(job_no).await?;
     let op = inner.store.job_by_no(job_no).await?.map(|job| job.op);
     let Some(op) = op else { return Ok(()) };
+    let matches = staged.len();
+    let read_ms = started.elapsed().as_millis() as u64;
+    let started = Instant::now();
 
     let Rechecked {
         mut grants,
@@ -935,7 +940,11 @@ async fn run_job(inner: &Arc<Inner>, job_no: u64) -> Result<(), JobFailure> {
     })
     .await?;
     let ids = inner.store.account_ids(&new_members).await?;
+    let recheck_ms = started.elapsed().as_millis() as u64;
+    let started = Instant::now();
     let applied = inner.store.apply_job(job_no, grants, removals, now).await?;
+    let apply_ms = started.elapsed().as_millis() as u64;
+    let started = Instant::now();
     // Staged in chunks, published at once, settled in chunks: answers see the old set or the
     // new one, and wait for one chunk at most.
     inner.write().serving.begin();
@@ -962,6 +971,18 @@ async fn run_job(inner: &Arc<Inner>, job_no: u64) -> Result<(), JobFailure> {
     inner
         .serving_in_chunks(&touched, |serving, &account| serving.settle(account))
         .await;
+    tracing::info!(
+        job_no,
+        op = op.as_str(),
+        matches,
+        granted = applied.granted.len(),
+        revoked = applied.revoked.len(),
+        read_ms,
+        recheck_ms,
+        apply_ms,
+        serving_ms = started.elapsed().as_millis() as u64,
+        "job applied"
+    );
     Ok(())
 }
 
