@@ -28,6 +28,7 @@ mod clock;
 pub mod import;
 pub mod secret;
 mod serving;
+mod sharded;
 mod view;
 
 pub use advertising::{

@@ -18,6 +18,8 @@ use tailor_core::release::{ReleaseConfig, release_size};
 use tailor_core::{AccountNo, EligibleIndex, KeyedDigest};
 use tailor_store::{Audience, Membership};
 
+use crate::sharded::Sharded;
+
 #[derive(Clone, Copy, Debug)]
 struct Member {
     audience: u32,
@@ -49,12 +51,12 @@ pub(crate) struct AudienceEntry {
 /// that are members of something (so that an answer never reads the store).
 #[derive(Debug, Default)]
 pub(crate) struct Serving {
-    members: HashMap<u32, Vec<Member>>,
+    members: Sharded<u32, Vec<Member>>,
     audiences: HashMap<u32, AudienceEntry>,
     /// Account id → number, for accounts with at least one membership.
-    ids: HashMap<Box<str>, u32>,
+    ids: Sharded<Box<str>, u32>,
     /// Number → account id, the reverse of `ids`.
-    names: HashMap<u32, Box<str>>,
+    names: Sharded<u32, Box<str>>,
     /// Whether a job's changes are being staged (between `begin` and `publish`).
     staging: bool,
 }
@@ -458,7 +460,7 @@ mod tests {
         assert_eq!(served(&serving, &index), (5..15).collect::<Vec<_>>());
         assert_eq!(serving.len(), 10);
         // Renewed memberships hold one entry, with the new expiry; ended accounts are gone.
-        let renewed = &serving.members[&5];
+        let renewed = serving.members.get(&5).unwrap();
         assert_eq!(renewed.len(), 1);
         assert_eq!(renewed[0].stage, Stage::Settled);
         assert_eq!(
@@ -482,6 +484,6 @@ mod tests {
             serving.drop_memberships(AUDIENCE, account);
         }
         assert_eq!(serving.len(), 0);
-        assert!(serving.ids.is_empty() && serving.names.is_empty());
+        assert!(serving.ids.iter().next().is_none() && serving.names.iter().next().is_none());
     }
 }
