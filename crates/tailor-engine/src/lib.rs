@@ -556,10 +556,19 @@ impl Inner {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Shared> {
-        self.shared
+    #[track_caller]
+    fn write(&self) -> TimedWrite<'_> {
+        let asked = std::time::Instant::now();
+        let guard = self
+            .shared
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        TimedWrite {
+            guard,
+            asked,
+            held: std::time::Instant::now(),
+            at: std::panic::Location::caller(),
+        }
     }
 
     /// Writes a batch of checked accounts and updates the index, as one step.
@@ -840,5 +849,42 @@ pub(crate) fn basis_name(basis: Basis) -> &'static str {
         Basis::Consent { .. } => "consent",
         Basis::OptOutRegime => "opt_out_regime",
         Basis::NotRequired => "not_required",
+    }
+}
+
+/// The write lock on the shared state, reporting holds long enough to delay serving answers.
+struct TimedWrite<'a> {
+    guard: std::sync::RwLockWriteGuard<'a, Shared>,
+    asked: std::time::Instant,
+    held: std::time::Instant,
+    at: &'static std::panic::Location<'static>,
+}
+
+impl std::ops::Deref for TimedWrite<'_> {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.guard
+    }
+}
+
+impl std::ops::DerefMut for TimedWrite<'_> {
+    fn deref_mut(&mut self) -> &mut Shared {
+        &mut self.guard
+    }
+}
+
+impl Drop for TimedWrite<'_> {
+    fn drop(&mut self) {
+        let held = self.held.elapsed();
+        let waited = self.held.duration_since(self.asked);
+        if held.as_millis() >= 50 || waited.as_millis() >= 50 {
+            tracing::warn!(
+                held_ms = held.as_millis() as u64,
+                waited_ms = waited.as_millis() as u64,
+                at = %self.at,
+                "serving state locked long"
+            );
+        }
     }
 }
