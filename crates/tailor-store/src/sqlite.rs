@@ -316,23 +316,7 @@ impl Store for SqliteStore {
     }
 
     fn scan_accounts(&self, batch: usize) -> mpsc::Receiver<Result<Vec<AccountState>, StoreError>> {
-        let (sender, receiver) = mpsc::channel(scan::QUEUE);
-        let db = self.inner.db.clone();
-        let batch = batch.max(1);
-        let scan_sender = sender.clone();
-        // A thread of its own rather than the runtime's blocking pool: a scan of millions of
-        // accounts is long, and it must run to its end (or report why not) even when called
-        // outside a runtime or while one shuts down.
-        let spawned = std::thread::Builder::new()
-            .name("tailor-store-scan".into())
-            .spawn(move || scan::run(&db, batch, &scan_sender));
-        if let Err(e) = spawned {
-            // The channel is empty, so this cannot fail for lack of room.
-            let _ = sender.try_send(Err(StoreError::Database(format!(
-                "cannot start the account scan: {e}"
-            ))));
-        }
-        receiver
+        scan::start(&self.inner.db, batch, "account", scan::run)
     }
 
     async fn create_advertiser(
@@ -585,20 +569,7 @@ impl Store for SqliteStore {
         &self,
         batch: usize,
     ) -> mpsc::Receiver<Result<Vec<Membership>, StoreError>> {
-        let (sender, receiver) = mpsc::channel(scan::QUEUE);
-        let db = self.inner.db.clone();
-        let batch = batch.max(1);
-        let scan_sender = sender.clone();
-        // A thread of its own, like the account scan, and for the same reasons.
-        let spawned = std::thread::Builder::new()
-            .name("tailor-store-scan".into())
-            .spawn(move || scan::run_memberships(&db, batch, &scan_sender));
-        if let Err(e) = spawned {
-            let _ = sender.try_send(Err(StoreError::Database(format!(
-                "cannot start the membership scan: {e}"
-            ))));
-        }
-        receiver
+        scan::start(&self.inner.db, batch, "membership", scan::run_memberships)
     }
 
     async fn membership_history(

@@ -12,7 +12,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 
 use rusqlite::{Row, Rows};
-use tokio::sync::mpsc::Sender;
+use tokio::sync::mpsc::{Receiver, Sender};
 
 use super::SqlResult;
 use super::rows::{self, account_columns, consent_columns, contact_columns, membership_columns};
@@ -20,7 +20,7 @@ use super::schema::{Role, connect};
 use crate::{AccountState, Membership, StoreError};
 
 /// Batches in flight between the scan and its consumer.
-pub(super) const QUEUE: usize = 2;
+const QUEUE: usize = 2;
 
 type Batch<T> = Result<Vec<T>, StoreError>;
 
@@ -40,6 +40,31 @@ fn guarded<T>(
     };
     // The receiver may be gone; then nobody is left to tell.
     let _ = sender.blocking_send(Err(failure));
+}
+
+/// Starts a scan on a thread of its own rather than the runtime's blocking pool: a scan of
+/// millions of rows is long, and it must run to its end (or report why not) even when called
+/// outside a runtime or while one shuts down. Returns the receiving end of its batches.
+pub(super) fn start<T: Send + 'static>(
+    db: &Path,
+    batch: usize,
+    what: &'static str,
+    run: fn(&Path, usize, &Sender<Batch<T>>),
+) -> Receiver<Batch<T>> {
+    let (sender, receiver) = tokio::sync::mpsc::channel(QUEUE);
+    let db = db.to_path_buf();
+    let batch = batch.max(1);
+    let scan_sender = sender.clone();
+    let spawned = std::thread::Builder::new()
+        .name("tailor-store-scan".into())
+        .spawn(move || run(&db, batch, &scan_sender));
+    if let Err(e) = spawned {
+        // The channel is empty, so this cannot fail for lack of room.
+        let _ = sender.try_send(Err(StoreError::Database(format!(
+            "cannot start the {what} scan: {e}"
+        ))));
+    }
+    receiver
 }
 
 /// Scans every account.
