@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Args;
-use tailor_core::release::ReleaseConfig;
+use tailor_core::release::{Epsilon, ReleaseConfig};
 use tailor_engine::Limits;
 use tailor_server::config::{DEFAULT_DATA_DIR, DEFAULT_LISTEN};
 use tailor_server::{Config, serve};
@@ -47,6 +47,24 @@ pub(crate) struct ServeArgs {
     /// below it, advertisers see only `{"below_threshold":true}`.
     #[arg(long, default_value_t = ReleaseConfig::default().min_size, value_parser = clap::value_parser!(u64).range(1..))]
     min_audience_size: u64,
+
+    /// The ε of one released size (discrete Laplace noise of scale 1/ε); smaller is noisier
+    /// and more private. See docs/privacy.md.
+    #[arg(long, default_value_t = ReleaseConfig::default().epsilon)]
+    release_epsilon: Epsilon,
+
+    /// The total ε a legal entity may spend on released sizes per period.
+    #[arg(long, default_value_t = ReleaseConfig::default().budget)]
+    release_budget: Epsilon,
+
+    /// The rolling period of the budget, in days.
+    #[arg(long, default_value_t = ReleaseConfig::default().period_days, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    release_period_days: u32,
+
+    /// How long an audience changed only by people's consent, expiry or erasure keeps its
+    /// last released size before a fresh one is drawn, in hours.
+    #[arg(long, default_value_t = ReleaseConfig::default().refresh_hours, value_parser = clap::value_parser!(u32).range(0..=8760))]
+    release_refresh_hours: u32,
 }
 
 pub(crate) fn run(args: ServeArgs) -> Result<ExitCode> {
@@ -61,6 +79,11 @@ pub(crate) fn run(args: ServeArgs) -> Result<ExitCode> {
         },
         release: ReleaseConfig {
             min_size: args.min_audience_size,
+            epsilon: args.release_epsilon,
+            budget: args.release_budget,
+            period_days: args.release_period_days,
+            refresh_hours: args.release_refresh_hours,
+            ..ReleaseConfig::default()
         },
         ..Config::default()
     }

@@ -33,6 +33,16 @@ impl IndexKey {
             .map(|mac| Self { mac })
     }
 
+    /// A 32-byte key for another use, derived from the platform secret under `label`. The
+    /// MAC's input is longer than 32 bytes, so that no derived key equals a keyed digest.
+    pub fn derive(&self, label: &[u8]) -> Zeroizing<[u8; 32]> {
+        let mut mac = self.mac.clone();
+        // 33 bytes: with the label, always longer than the 32-byte inputs of `digest`.
+        mac.update(b"tailor key derivation, version 1\0");
+        mac.update(label);
+        Zeroizing::new(mac.finalize().into_bytes().into())
+    }
+
     /// The keyed digest of a SHA-256 digest.
     pub fn digest(&self, sha256: &Sha256Digest) -> KeyedDigest {
         let mut mac = self.mac.clone();

@@ -35,3 +35,7 @@ pub use policy::{
 };
 pub use purpose::Purpose;
 pub use reject::{RejectCounts, RejectReason};
+pub use release::{
+    Epsilon, EpsilonError, KeySetDigest, Noise, NoiseKey, NoiseSeed, QueryDigest, QueryOp,
+    ReleaseConfig, ReleasedSize, UploadKeys,
+};

@@ -17,7 +17,7 @@ use std::time::Instant;
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
-use tailor_core::release::{ReleasedSize, release_size};
+use tailor_core::release::{KeySetDigest, QueryDigest, QueryOp, ReleasedSize, UploadKeys};
 use tailor_core::{AccountFacts, AccountNo, ContactFacts, KeyedDigest, Region};
 use tailor_list::{ListError, UploadFormat, UploadReader};
 use tailor_store::{
@@ -322,7 +322,7 @@ impl Engine {
             )
             .await?;
         self.inner.write().serving.add_audience(&audience);
-        Ok(Ok(self.audience_view(&audience)))
+        Ok(Ok(self.audience_view(&audience).await?))
     }
 
     /// The advertiser's audiences.
@@ -335,7 +335,11 @@ impl Engine {
             .store
             .audiences(advertiser.no, self.now())
             .await?;
-        Ok(audiences.iter().map(|a| self.audience_view(a)).collect())
+        let mut views = Vec::with_capacity(audiences.len());
+        for audience in &audiences {
+            views.push(self.audience_view(audience).await?);
+        }
+        Ok(views)
     }
 
     /// One audience of the advertiser.
@@ -349,7 +353,10 @@ impl Engine {
             .store
             .audience(advertiser.no, audience_id, self.now())
             .await?;
-        Ok(audience.map(|a| self.audience_view(&a)))
+        match audience {
+            Some(audience) => Ok(Some(self.audience_view(&audience).await?)),
+            None => Ok(None),
+        }
     }
 
     /// Deletes an audience and ends its memberships.
@@ -386,33 +393,44 @@ impl Engine {
         .map_err(EngineError::from)
     }
 
-    fn audience_view(&self, audience: &Audience) -> AudienceView {
-        let size = release_size(audience.members, &self.inner.release);
+    /// An audience as its advertiser sees it: its size released (see [`crate::release`]), its
+    /// status from that release and from the advertiser's own actions only.
+    async fn audience_view(&self, audience: &Audience) -> Result<AudienceView, EngineError> {
+        let released = self.inner.release(audience).await?;
+        self.inner
+            .write()
+            .serving
+            .set_targetable(audience.no, released.targetable);
+        let size = released.size;
         let now = self.now();
+        // Every membership is granted by a job and lives the audience's time to live, so an
+        // audience without a job for that long has none left: no count is needed to say so.
         let idle = now.duration_since(audience.updated_at)
             >= SignedDuration::from_hours(24 * i64::from(audience.membership_ttl_days));
         let status = if audience.pending_jobs > 0 {
             "processing"
         } else if audience.succeeded_jobs == 0 {
             "empty"
-        } else if size.targetable() {
+        } else if released.targetable {
             "ready"
-        } else if audience.members == 0 && idle {
+        } else if idle {
             "expired"
+        } else if matches!(size, ReleasedSize::Unavailable { .. }) {
+            "unavailable"
         } else {
             "too_small"
         };
-        AudienceView {
+        Ok(AudienceView {
             id: audience.audience_id.clone(),
             name: audience.name.clone(),
             description: audience.description.clone(),
             membership_ttl_days: audience.membership_ttl_days,
             status,
-            targetable: size.targetable(),
+            targetable: released.targetable,
             size,
             created_at: audience.created_at,
             updated_at: audience.updated_at,
-        }
+        })
     }
 
     /// Reads and matches an upload, then queues its job. The body is consumed on a blocking
@@ -452,11 +470,14 @@ impl Engine {
             )
             .await?;
         let counts = part.counts.clone();
+        let keys = [part.keys];
         self.inner
             .store
             .put_session_part(session.no, part, now)
             .await?;
-        let job = self.commit(&session, counts, &audience.audience_id).await?;
+        let job = self
+            .commit(&session, counts, &keys, &audience.audience_id)
+            .await?;
         Ok(Ok(job))
     }
 
@@ -474,9 +495,10 @@ impl Engine {
             .await
             .map_err(|_| EngineError::Worker)?;
         Ok(match matched {
-            Ok((counts, matched)) => Ok(SessionPart {
+            Ok((counts, keys, matched)) => Ok(SessionPart {
                 part_no,
                 counts,
+                keys,
                 matched,
             }),
             Err(MatchFailure::List(error)) => Err(Refused::BadList(list_error_code(&error))),
@@ -589,11 +611,11 @@ impl Engine {
             expires_at: session.expires_at,
             parts: parts
                 .into_iter()
-                .map(|(part, counts)| PartView {
-                    part,
-                    rows_received: counts.rows_received,
-                    rows_accepted: counts.rows_accepted,
-                    rejected: counts.rejected,
+                .map(|part| PartView {
+                    part: part.part_no,
+                    rows_received: part.counts.rows_received,
+                    rows_accepted: part.counts.rows_accepted,
+                    rejected: part.counts.rejected,
                 })
                 .collect(),
             job_id,
@@ -626,21 +648,25 @@ impl Engine {
             return Ok(Err(Refused::Conflict("the session has no parts")));
         }
         let mut counts = JobCounts::default();
-        for (_, part) in parts {
-            counts.rows_received += part.rows_received;
-            counts.rows_accepted += part.rows_accepted;
-            for (code, n) in part.rejected {
+        let mut keys = Vec::with_capacity(parts.len());
+        for part in parts {
+            counts.rows_received += part.counts.rows_received;
+            counts.rows_accepted += part.counts.rows_accepted;
+            for (code, n) in part.counts.rejected {
                 *counts.rejected.entry(code).or_default() += n;
             }
+            keys.push(part.keys);
         }
         let audience_id = self.audience_id(session.audience_no);
-        Ok(Ok(self.commit(&session, counts, &audience_id).await?))
+        Ok(Ok(self.commit(&session, counts, &keys, &audience_id).await?))
     }
 
+    /// Queues a session's job; `keys` are its parts' key sets.
     async fn commit(
         &self,
         session: &UploadSession,
         counts: JobCounts,
+        keys: &[KeySetDigest],
         audience_id: &str,
     ) -> Result<JobView, EngineError> {
         let new = NewJob {
@@ -649,6 +675,7 @@ impl Engine {
             audience_no: session.audience_no,
             op: session.op,
             counts,
+            keys: KeySetDigest::combine(keys, &self.inner.releaser.key),
         };
         let job = self
             .inner
@@ -688,7 +715,7 @@ impl Engine {
         let shared = self.inner.read();
         Ok(shared
             .serving
-            .answer(account_id, &shared.index, &self.inner.release, now))
+            .answer(account_id, &shared.index, now))
     }
 
     /// Memberships in the serving map (for reports).
@@ -731,12 +758,14 @@ fn match_rows<R: Read>(
     body: R,
     format: UploadFormat,
     region: Region,
-) -> Result<(JobCounts, Vec<(AccountNo, KeyedDigest)>), MatchFailure> {
+) -> Result<(JobCounts, KeySetDigest, Vec<(AccountNo, KeyedDigest)>), MatchFailure> {
     let mut reader = UploadReader::new(body, format, region).map_err(|e| match e {
         ListError::Read { source, .. } => MatchFailure::Read(source),
         other => MatchFailure::List(other),
     })?;
     let mut matched = Vec::new();
+    // Every row's keys, matched or not: the question the upload asks (see `crate::release`).
+    let mut keys = UploadKeys::new();
     let mut row_accounts: Vec<AccountNo> = Vec::with_capacity(4);
     let mut keyed: Vec<KeyedDigest> = Vec::with_capacity(1024);
     loop {
@@ -750,6 +779,9 @@ fn match_rows<R: Read>(
             })?;
             let Some(row) = row else { break };
             let start = keyed.len();
+            for digest in row.digests() {
+                keys.push(digest);
+            }
             keyed.extend(row.digests().iter().map(|d| inner.key.digest(d)));
             rows.push(start..keyed.len());
         }
@@ -781,6 +813,7 @@ fn match_rows<R: Read>(
                 .map(|(reason, n)| (reason.code().to_owned(), n))
                 .collect(),
         },
+        keys.digest(&inner.releaser.key),
         matched,
     ))
 }
@@ -907,8 +940,18 @@ async fn run_job(inner: &Arc<Inner>, job_no: u64) -> Result<(), JobFailure> {
     let now = inner.clock.now();
     inner.store.set_job_running(job_no, now).await?;
     let staged = inner.store.staged_matches(job_no).await?;
-    let op = inner.store.job_by_no(job_no).await?.map(|job| job.op);
-    let Some(op) = op else { return Ok(()) };
+    let Some(job) = inner.store.job_by_no(job_no).await? else {
+        return Ok(());
+    };
+    let op = job.op;
+    // The audience's question after this job (see `crate::release`).
+    let audience_id = inner.read().serving.audience_id(job.audience_no);
+    let audience = match &audience_id {
+        Some(id) => inner.store.audience(job.advertiser_no, id, now).await?,
+        None => None,
+    };
+    let previous = audience.map_or(QueryDigest::EMPTY, |a| a.query);
+    let query = previous.then(query_op(op), &job.keys, &inner.releaser.key);
     let matches = staged.len();
     let read_ms = started.elapsed().as_millis() as u64;
     let started = Instant::now();
@@ -942,12 +985,33 @@ async fn run_job(inner: &Arc<Inner>, job_no: u64) -> Result<(), JobFailure> {
     let ids = inner.store.account_ids(&new_members).await?;
     let recheck_ms = started.elapsed().as_millis() as u64;
     let started = Instant::now();
-    let applied = inner.store.apply_job(job_no, grants, removals, now).await?;
+    let applied = inner
+        .store
+        .apply_job(job_no, grants, removals, query, now)
+        .await?;
     let apply_ms = started.elapsed().as_millis() as u64;
     let started = Instant::now();
+    // The new question's answer, drawn and charged now: it decides whether the new members
+    // are targetable when they are published. If it cannot be had, the audience keeps its
+    // previous decision until a view of it asks again.
+    let released = match &audience_id {
+        Some(id) => match inner.store.audience(job.advertiser_no, id, now).await {
+            Ok(Some(audience)) => inner.release(&audience).await.ok(),
+            _ => None,
+        },
+        None => None,
+    };
     // Staged in chunks, published at once, settled in chunks: answers see the old set or the
     // new one, and wait for one chunk at most.
-    inner.write().serving.begin();
+    {
+        let mut shared = inner.write();
+        shared.serving.begin();
+        if let Some(released) = released {
+            shared
+                .serving
+                .stage_targetable(job.audience_no, released.targetable);
+        }
+    }
     inner
         .serving_in_chunks(&applied.granted, |serving, membership| {
             serving.stage_grant(membership);
@@ -984,6 +1048,15 @@ async fn run_job(inner: &Arc<Inner>, job_no: u64) -> Result<(), JobFailure> {
         "job applied"
     );
     Ok(())
+}
+
+/// How a job's operation enters its audience's canonical query.
+fn query_op(op: JobOp) -> QueryOp {
+    match op {
+        JobOp::Add => QueryOp::Add,
+        JobOp::Remove => QueryOp::Remove,
+        JobOp::Replace => QueryOp::Replace,
+    }
 }
 
 /// The current states of accounts, by number.

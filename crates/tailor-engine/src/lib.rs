@@ -25,6 +25,7 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
 pub mod advertising;
 mod clock;
+mod release;
 pub mod import;
 pub mod secret;
 mod serving;
@@ -120,7 +121,7 @@ struct Inner {
     key: IndexKey,
     clock: Arc<dyn Clock>,
     limits: Limits,
-    release: ReleaseConfig,
+    releaser: release::Releaser,
     shared: RwLock<Shared>,
     /// Jobs to apply, in order, to the job worker.
     jobs: tokio::sync::mpsc::UnboundedSender<u64>,
@@ -209,12 +210,13 @@ impl Engine {
         let started = std::time::Instant::now();
         let (jobs, job_queue) = tokio::sync::mpsc::unbounded_channel();
         let (settle, settle_queue) = tokio::sync::mpsc::unbounded_channel();
+        let releaser = release::Releaser::new(&key, release);
         let inner = Arc::new(Inner {
             store,
             key,
             clock,
             limits,
-            release,
+            releaser,
             shared: RwLock::new(Shared {
                 policy: Arc::new(policy),
                 index,

@@ -1,9 +1,10 @@
 //! The serving map: which audiences each account is in, in memory, for ad-serving time.
 //!
 //! It mirrors the store's live memberships, each with the keyed digest of the contact point it
-//! rests on, and the live member count of each audience. An answer re-checks every membership
-//! at answer time: unexpired, its contact point still in the eligible index for that account,
-//! and its audience targetable through the release function.
+//! rests on, and whether each audience is targetable: the decision of its latest release (the
+//! release function's, never a count kept here). An answer re-checks every membership at
+//! answer time: unexpired, its contact point still in the eligible index for that account,
+//! and its audience targetable.
 //!
 //! A job's changes reach the map without holding readers up for the whole job and without a
 //! reader ever seeing part of them: they are staged in chunks (new memberships marked
@@ -14,7 +15,6 @@
 use std::collections::HashMap;
 
 use jiff::Timestamp;
-use tailor_core::release::{ReleaseConfig, release_size};
 use tailor_core::{AccountNo, EligibleIndex, KeyedDigest};
 use tailor_store::{Audience, Membership};
 
@@ -41,14 +41,14 @@ enum Stage {
 #[derive(Clone, Debug)]
 pub(crate) struct AudienceEntry {
     pub(crate) id: String,
-    /// Live members, as published.
-    pub(crate) members: u64,
-    /// The change the job being staged makes to `members`.
-    staged: i64,
+    /// Whether its latest release (of its current query) allows targeting, as published.
+    pub(crate) targetable: bool,
+    /// The decision that comes with the job being staged, published with it.
+    staged: Option<bool>,
 }
 
-/// Account → live memberships, audience → live member count, and the ids of the accounts
-/// that are members of something (so that an answer never reads the store).
+/// Account → live memberships, audience → whether it is targetable, and the ids of the
+/// accounts that are members of something (so that an answer never reads the store).
 #[derive(Debug, Default)]
 pub(crate) struct Serving {
     members: Sharded<u32, Vec<Member>>,
@@ -62,18 +62,30 @@ pub(crate) struct Serving {
 }
 
 impl Serving {
+    /// Adds an audience, targetable as its latest release of its current query says.
     pub(crate) fn add_audience(&mut self, audience: &Audience) {
         self.audiences.insert(
             audience.no,
             AudienceEntry {
                 id: audience.audience_id.clone(),
-                members: self
-                    .audiences
-                    .get(&audience.no)
-                    .map_or(0, |entry| entry.members),
-                staged: 0,
+                targetable: audience.released.is_some_and(|r| r.size.targetable()),
+                staged: None,
             },
         );
+    }
+
+    /// Sets whether an audience is targetable, at once (a release outside any job).
+    pub(crate) fn set_targetable(&mut self, audience_no: u32, targetable: bool) {
+        if let Some(entry) = self.audiences.get_mut(&audience_no) {
+            entry.targetable = targetable;
+        }
+    }
+
+    /// Stages whether an audience is targetable once the job being staged is published.
+    pub(crate) fn stage_targetable(&mut self, audience_no: u32, targetable: bool) {
+        if let Some(entry) = self.audiences.get_mut(&audience_no) {
+            entry.staged = Some(targetable);
+        }
     }
 
     /// Forgets an audience: answers stop naming it at once. Its memberships are dropped by
@@ -138,12 +150,7 @@ impl Serving {
         let list = self.members.entry(membership.account.0).or_default();
         match list.iter_mut().find(|m| m.audience == member.audience) {
             Some(existing) => *existing = member,
-            None => {
-                list.push(member);
-                if let Some(entry) = self.audiences.get_mut(&member.audience) {
-                    entry.members += 1;
-                }
-            }
+            None => list.push(member),
         }
     }
 
@@ -157,20 +164,13 @@ impl Serving {
     /// removed and the new one added, so that publishing swaps them.
     pub(crate) fn stage_grant(&mut self, membership: &Membership) {
         let list = self.members.entry(membership.account.0).or_default();
-        let renewed = match list
+        if let Some(existing) = list
             .iter_mut()
             .find(|m| m.audience == membership.audience_no && m.stage == Stage::Settled)
         {
-            Some(existing) => {
-                existing.stage = Stage::Removed;
-                true
-            }
-            None => false,
-        };
-        list.push(member(membership, Stage::Added));
-        if !renewed && let Some(entry) = self.audiences.get_mut(&membership.audience_no) {
-            entry.staged += 1;
+            existing.stage = Stage::Removed;
         }
+        list.push(member(membership, Stage::Added));
     }
 
     /// Stages a membership the job ends.
@@ -183,19 +183,17 @@ impl Serving {
             .find(|m| m.audience == audience_no && m.stage == Stage::Settled)
         {
             existing.stage = Stage::Removed;
-            if let Some(entry) = self.audiences.get_mut(&audience_no) {
-                entry.staged -= 1;
-            }
         }
     }
 
     /// Makes every staged change visible at once: answers see the job's new memberships,
-    /// not the ones it ended, and the audiences' new member counts.
+    /// not the ones it ended, and its audience's new release decision.
     pub(crate) fn publish(&mut self) {
         self.staging = false;
         for entry in self.audiences.values_mut() {
-            entry.members = entry.members.saturating_add_signed(entry.staged);
-            entry.staged = 0;
+            if let Some(targetable) = entry.staged.take() {
+                entry.targetable = targetable;
+            }
         }
     }
 
@@ -228,13 +226,7 @@ impl Serving {
         let Some(list) = self.members.get_mut(&account.0) else {
             return;
         };
-        let before = list.len();
         list.retain(|m| m.audience != audience_no);
-        if list.len() < before
-            && let Some(entry) = self.audiences.get_mut(&audience_no)
-        {
-            entry.members = entry.members.saturating_sub(1);
-        }
         if list.is_empty() {
             self.forget(account.0);
         }
@@ -242,13 +234,7 @@ impl Serving {
 
     /// Forgets every membership of an account.
     pub(crate) fn remove_account(&mut self, account: AccountNo) {
-        let list = self.members.get(&account.0).cloned().unwrap_or_default();
         self.forget(account.0);
-        for member in list {
-            if let Some(entry) = self.audiences.get_mut(&member.audience) {
-                entry.members = entry.members.saturating_sub(1);
-            }
-        }
     }
 
     /// An account's memberships whose contact point is not among `eligible` any more.
@@ -291,7 +277,6 @@ impl Serving {
         &self,
         account_id: &str,
         index: &EligibleIndex,
-        release: &ReleaseConfig,
         now: Timestamp,
     ) -> Vec<String> {
         let Some(&account) = self.ids.get(account_id) else {
@@ -306,9 +291,7 @@ impl Serving {
             .filter(|m| self.visible(m) && m.expires_at > now && index.contains(&m.digest, account))
             .filter_map(|m| {
                 let entry = self.audiences.get(&m.audience)?;
-                release_size(entry.members, release)
-                    .targetable()
-                    .then(|| entry.id.clone())
+                entry.targetable.then(|| entry.id.clone())
             })
             .collect();
         ids.sort();
@@ -336,6 +319,7 @@ fn member(membership: &Membership, stage: Stage) -> Member {
 #[cfg(test)]
 mod tests {
     use tailor_core::policy::{AccountFacts, ContactFacts, Policy, PolicyVersion};
+    use tailor_core::release::QueryDigest;
     use tailor_core::{AccountRegion, ContactDigests, Context};
 
     use super::*;
@@ -402,6 +386,7 @@ mod tests {
             no: AUDIENCE,
             audience_id: "aud_x".into(),
             advertiser_no: 1,
+            entity: "x Ltd".into(),
             name: "x".into(),
             description: String::new(),
             membership_ttl_days: 30,
@@ -410,7 +395,11 @@ mod tests {
             members: 0,
             pending_jobs: 0,
             succeeded_jobs: 0,
+            query: QueryDigest::EMPTY,
+            epoch: 0,
+            released: None,
         });
+        serving.set_targetable(AUDIENCE, true);
         for account in members {
             serving.grant(&membership(account, 10));
             serving.name(AccountNo(account), &format!("acct-{account}"));
@@ -420,11 +409,10 @@ mod tests {
 
     /// The accounts of `0..20` that answers say are in the audience.
     fn served(serving: &Serving, index: &EligibleIndex) -> Vec<u32> {
-        let release = ReleaseConfig { min_size: 1 };
         (0..20)
             .filter(|account| {
                 !serving
-                    .answer(&format!("acct-{account}"), index, &release, now())
+                    .answer(&format!("acct-{account}"), index, now())
                     .is_empty()
             })
             .collect()
@@ -446,12 +434,10 @@ mod tests {
             serving.stage_revoke(AUDIENCE, AccountNo(account));
         }
         assert_eq!(served(&serving, &index), (0..10).collect::<Vec<_>>());
-        assert_eq!(serving.audiences[&AUDIENCE].members, 10);
         assert_eq!(serving.len(), 10);
 
         serving.publish();
         assert_eq!(served(&serving, &index), (5..15).collect::<Vec<_>>());
-        assert_eq!(serving.audiences[&AUDIENCE].members, 10);
         assert_eq!(serving.len(), 10);
 
         for account in 0..15 {
@@ -470,6 +456,24 @@ mod tests {
         assert!(!serving.members.contains_key(&0));
         assert!(!serving.ids.contains_key("acct-0"));
         assert_eq!(serving.unnamed(), Vec::<AccountNo>::new());
+    }
+
+    #[test]
+    fn a_release_decision_staged_with_a_job_is_published_with_it() {
+        let index = index(0..20);
+        let mut serving = serving(0..10);
+        serving.begin();
+        serving.stage_grant(&membership(12, 20));
+        serving.name(AccountNo(12), "acct-12");
+        serving.stage_targetable(AUDIENCE, false);
+        assert_eq!(served(&serving, &index), (0..10).collect::<Vec<_>>());
+        serving.publish();
+        assert_eq!(served(&serving, &index), Vec::<u32>::new());
+        // A later release outside any job decides at once.
+        serving.set_targetable(AUDIENCE, true);
+        let mut all: Vec<u32> = (0..10).collect();
+        all.push(12);
+        assert_eq!(served(&serving, &index), all);
     }
 
     #[test]

@@ -141,8 +141,10 @@ pub(crate) async fn list(
 /// Read one audience: its status and its released size.
 ///
 /// `status` is `empty` (no job succeeded yet), `processing` (a job is queued or running),
-/// `ready` (targetable), `too_small` (below the minimum size) or `expired`. `size` is
-/// `{"below_threshold":true}` or `{"approximate":N}` (two significant digits).
+/// `ready` (targetable), `too_small` (its released size is below the minimum), `unavailable`
+/// (the legal entity's privacy budget is spent and this question has no answer yet) or
+/// `expired`. `size` is `{"below_threshold":true}`, `{"approximate":N}` (noisy, two
+/// significant digits) or `{"unavailable_until":"<time>"}`; see docs/privacy.md.
 #[utoipa::path(
     get,
     path = "/v1/audiences/{audience_id}",

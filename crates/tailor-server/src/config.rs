@@ -35,7 +35,7 @@ pub struct Config {
     /// A policy file; `None` for the shipped policy.
     pub policy: Option<PathBuf>,
     pub limits: Limits,
-    /// How advertiser-visible numbers are released (the minimum audience size).
+    /// How advertiser-visible numbers are released: noise, threshold, budget.
     pub release: ReleaseConfig,
     /// The index key (`TAILOR_SECRET_KEY`); `None` to use or create `secret.key` in the data
     /// directory.

@@ -7,6 +7,7 @@
 //! revocation is kept in the membership history.
 
 use jiff::Timestamp;
+use tailor_core::release::{Epsilon, KeySetDigest, QueryDigest, ReleasedSize};
 use tailor_core::{AccountNo, Context, KeyedDigest, PolicyVersion};
 
 /// A new advertiser with its first API key (only the key's SHA-256 is stored).
@@ -52,6 +53,8 @@ pub struct Audience {
     pub no: u32,
     pub audience_id: String,
     pub advertiser_no: u32,
+    /// Its advertiser's legal entity (whose budget its sizes are charged to).
+    pub entity: String,
     pub name: String,
     pub description: String,
     pub membership_ttl_days: u32,
@@ -63,6 +66,46 @@ pub struct Audience {
     pub pending_jobs: u32,
     /// Jobs that succeeded for this audience, ever.
     pub succeeded_jobs: u32,
+    /// The canonical query that defines it: its jobs' key sets and operations.
+    pub query: QueryDigest,
+    /// Its data epoch: moved by every change to its memberships (jobs, consent, expiry,
+    /// erasure), so that a size released for one `(query, epoch)` is the answer for as long
+    /// as both stay.
+    pub epoch: u64,
+    /// The latest size released for its current `query` (at this epoch or an earlier one).
+    pub released: Option<Release>,
+}
+
+/// A size released to an advertiser, as recorded in the ledger of releases. Releases are
+/// never deleted: the ledger is what privacy budgets are counted from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Release {
+    pub audience_no: u32,
+    pub query: QueryDigest,
+    pub epoch: u64,
+    /// `BelowThreshold` or `Approximate`; an unavailable size is not a release.
+    pub size: ReleasedSize,
+    pub epsilon: Epsilon,
+    pub at: Timestamp,
+}
+
+/// A release to record against a legal entity's budget.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewRelease {
+    pub entity: String,
+    pub advertiser_no: u32,
+    pub release: Release,
+}
+
+/// What recording a release did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Charged {
+    /// Recorded, and its ε counted against the entity's budget.
+    Recorded(Release),
+    /// The same question (audience, query, epoch) was already answered: that answer, for free.
+    Cached(Release),
+    /// The entity's budget does not admit it before `until`; nothing was recorded.
+    Refused { until: Timestamp },
 }
 
 /// What a job does to an audience.
@@ -130,6 +173,8 @@ pub struct NewJob {
     pub audience_no: u32,
     pub op: JobOp,
     pub counts: JobCounts,
+    /// The canonical key set of its upload (every part's).
+    pub keys: KeySetDigest,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -145,6 +190,8 @@ pub struct Job {
     pub error: Option<String>,
     pub created_at: Timestamp,
     pub finished_at: Option<Timestamp>,
+    /// The canonical key set of its upload.
+    pub keys: KeySetDigest,
 }
 
 /// A membership to grant, with its basis.
@@ -275,5 +322,15 @@ pub struct UploadSession {
 pub struct SessionPart {
     pub part_no: u32,
     pub counts: JobCounts,
+    /// The canonical key set of the part's rows (all of them, matched or not).
+    pub keys: KeySetDigest,
     pub matched: Vec<(AccountNo, KeyedDigest)>,
+}
+
+/// A staged part without its matches.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StagedPart {
+    pub part_no: u32,
+    pub counts: JobCounts,
+    pub keys: KeySetDigest,
 }

@@ -9,6 +9,7 @@
 //! their history) are in the `audiences` submodule.
 
 mod audiences;
+mod releases;
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -47,6 +48,7 @@ where
     same_account_twice_in_one_call(fresh().await).await;
     concurrent_writers(Arc::new(fresh().await)).await;
     audiences::run(&fresh).await;
+    releases::run(&fresh).await;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@
 
 use async_trait::async_trait;
 use jiff::Timestamp;
+use tailor_core::release::{Epsilon, QueryDigest, ReleaseConfig};
 use tailor_core::{
     AccountNo, AccountRegion, ConsentEvent, ConsentSource, ConsentState, ContactDigests,
     ContactKind, Context, KeyedDigest, Purpose,
@@ -23,9 +24,9 @@ mod error;
 mod sqlite;
 
 pub use audience::{
-    Advertiser, ApiKeyRecord, Applied, Audience, Grant, Job, JobCounts, JobOp, JobState,
+    Advertiser, ApiKeyRecord, Applied, Audience, Charged, Grant, Job, JobCounts, JobOp, JobState,
     Membership, MembershipChange, MembershipEvent, NewAdvertiser, NewAudience, NewJob,
-    RevokeReason, SessionPart, UploadSession,
+    NewRelease, Release, RevokeReason, SessionPart, StagedPart, UploadSession,
 };
 pub use error::StoreError;
 pub use sqlite::SqliteStore;
@@ -281,8 +282,8 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
     ) -> Result<(), StoreError>;
 
-    /// The staged parts' counters (without their matches), by part number.
-    async fn session_parts(&self, session_no: u64) -> Result<Vec<(u32, JobCounts)>, StoreError>;
+    /// The staged parts' counters and key sets (without their matches), by part number.
+    async fn session_parts(&self, session_no: u64) -> Result<Vec<StagedPart>, StoreError>;
 
     /// Creates the session's job (queued) and links it; the parts stay staged until the job
     /// is applied. Fails with [`StoreError::Conflict`] if the session is already committed,
@@ -323,14 +324,34 @@ pub trait Store: Send + Sync + 'static {
     /// Several grants for one account count once (the first listed); `granted` and `revoked`
     /// are sorted by account. A [`StoreError::Conflict`] if the job is finished or gone, its
     /// audience is deleted, or the lists do not fit its operation (removals for `add` or
-    /// `replace`, grants for `remove`).
+    /// `replace`, grants for `remove`). The audience's canonical query becomes `query`.
     async fn apply_job(
         &self,
         job_no: u64,
         grants: Vec<Grant>,
         removals: Vec<AccountNo>,
+        query: QueryDigest,
         now: Timestamp,
     ) -> Result<Applied, StoreError>;
+
+    // Releases.
+
+    /// Records a release against its legal entity's budget, checked and charged in one
+    /// transaction: the same (audience, query, epoch) already released gives that release
+    /// for free; otherwise the entity's releases within `config`'s period before the
+    /// release's time must leave room for its ε (see [`tailor_core::release::budget_admits`]).
+    async fn charge_release(
+        &self,
+        release: NewRelease,
+        config: &ReleaseConfig,
+    ) -> Result<Charged, StoreError>;
+
+    /// The ε an entity was charged, by time, for releases after `since`.
+    async fn entity_charges(
+        &self,
+        entity: &str,
+        since: Timestamp,
+    ) -> Result<Vec<(Timestamp, Epsilon)>, StoreError>;
 
     /// Marks a job failed with a fixed message; its staged parts are deleted.
     async fn fail_job(

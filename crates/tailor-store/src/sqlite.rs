@@ -18,6 +18,7 @@ mod checkpoint;
 mod counters;
 mod memberships;
 mod packing;
+mod releases;
 mod rows;
 mod scan;
 mod schema;
@@ -41,9 +42,11 @@ use self::rows::load_account;
 use self::schema::Role;
 use crate::{
     AccountChange, AccountState, AccountWrite, Advertiser, ApiKeyRecord, Applied, Audience,
-    Erasure, Grant, Job, JobCounts, JobOp, Membership, MembershipEvent, NewAdvertiser, NewAudience,
-    NewConsent, NewJob, RevokeReason, SessionPart, Store, StoreCounts, StoreError, UploadSession,
+    Charged, Erasure, Grant, Job, JobOp, Membership, MembershipEvent, NewAdvertiser, NewAudience,
+    NewConsent, NewJob, NewRelease, RevokeReason, SessionPart, StagedPart, Store, StoreCounts,
+    StoreError, UploadSession,
 };
+use tailor_core::release::{Epsilon, QueryDigest, ReleaseConfig};
 
 /// The database file inside the data directory.
 const DB_FILE: &str = "tailor.db";
@@ -460,7 +463,7 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn session_parts(&self, session_no: u64) -> Result<Vec<(u32, JobCounts)>, StoreError> {
+    async fn session_parts(&self, session_no: u64) -> Result<Vec<StagedPart>, StoreError> {
         self.read(move |tx| audiences::session_parts(tx, session_no))
             .await
     }
@@ -512,12 +515,33 @@ impl Store for SqliteStore {
         job_no: u64,
         grants: Vec<Grant>,
         removals: Vec<AccountNo>,
+        query: QueryDigest,
         now: Timestamp,
     ) -> Result<Applied, StoreError> {
         self.write(move |tx, tally| {
-            memberships::apply_job(tx, tally, job_no, grants, removals, now)
+            memberships::apply_job(tx, tally, job_no, grants, removals, query, now)
         })
         .await
+    }
+
+    async fn charge_release(
+        &self,
+        release: NewRelease,
+        config: &ReleaseConfig,
+    ) -> Result<Charged, StoreError> {
+        let config = *config;
+        self.write(move |tx, _| releases::charge(tx, release, &config))
+            .await
+    }
+
+    async fn entity_charges(
+        &self,
+        entity: &str,
+        since: Timestamp,
+    ) -> Result<Vec<(Timestamp, Epsilon)>, StoreError> {
+        let entity = entity.to_owned();
+        self.read(move |tx| releases::entity_charges(tx, &entity, since))
+            .await
     }
 
     async fn fail_job(

@@ -7,5 +7,6 @@ mod index;
 mod phone_conformance;
 mod policy;
 mod properties;
+mod release;
 mod type_safety;
 mod vectors;

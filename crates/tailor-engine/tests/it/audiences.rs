@@ -437,7 +437,10 @@ async fn serving_answers_follow_consent_at_once() {
         Policy::shipped(),
         clock.clone(),
         tailor_engine::Limits::default(),
-        ReleaseConfig { min_size: 2 },
+        ReleaseConfig {
+            budget: tailor_core::release::Epsilon::from_micros(1_000_000_000),
+            ..ReleaseConfig::dangerous_noise_free(2)
+        },
     )
     .await
     .unwrap();
@@ -509,7 +512,19 @@ async fn serving_answers_follow_consent_at_once() {
             .unwrap()
             .is_empty()
     );
-    // One member left: below the threshold of 2, so nobody is served it any more.
+    // One member left. The audience's targeting decision is its latest released size's:
+    // people leaving do not change it (nor what its advertiser sees) before the answer's
+    // refresh time has passed and the size is asked again.
+    assert_eq!(
+        engine.serving_audiences(&chosen[2].id).await.unwrap(),
+        std::slice::from_ref(&audience.id)
+    );
+    let view = engine.audience(&advertiser, &audience.id).await.unwrap().unwrap();
+    assert_eq!(view.status, "ready");
+    clock.advance(3600 * i64::from(ReleaseConfig::default().refresh_hours));
+    // Asked again after the refresh time: below the threshold of 2, so not served any more.
+    let view = engine.audience(&advertiser, &audience.id).await.unwrap().unwrap();
+    assert_eq!(view.status, "too_small");
     assert!(
         engine
             .serving_audiences(&chosen[2].id)

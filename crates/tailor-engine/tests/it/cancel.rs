@@ -6,12 +6,13 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use jiff::Timestamp;
 use tailor_core::Policy;
+use tailor_core::release::{Epsilon, QueryDigest, ReleaseConfig};
 use tailor_core::{AccountNo, KeyedDigest};
 use tailor_engine::{Engine, Limits, build_index};
 use tailor_store::{
     AccountChange, AccountState, AccountWrite, Advertiser, ApiKeyRecord, Applied, Audience,
-    Erasure, Grant, Job, JobCounts, JobOp, Membership, MembershipEvent, NewAdvertiser, NewAudience,
-    NewConsent, NewJob, RevokeReason, SessionPart, Store, StoreCounts, StoreError, UploadSession,
+    Erasure, Grant, Job, JobOp, Membership, MembershipEvent, NewAdvertiser, NewAudience,
+    Charged, NewConsent, NewJob, NewRelease, RevokeReason, SessionPart, StagedPart, Store, StoreCounts, StoreError, UploadSession,
 };
 use tokio::sync::{Notify, mpsc};
 
@@ -202,7 +203,7 @@ impl Store for GatedStore {
         self.inner.put_session_part(session_no, part, now).await
     }
 
-    async fn session_parts(&self, session_no: u64) -> Result<Vec<(u32, JobCounts)>, StoreError> {
+    async fn session_parts(&self, session_no: u64) -> Result<Vec<StagedPart>, StoreError> {
         self.inner.session_parts(session_no).await
     }
 
@@ -247,9 +248,26 @@ impl Store for GatedStore {
         job_no: u64,
         grants: Vec<Grant>,
         removals: Vec<AccountNo>,
+        query: QueryDigest,
         now: Timestamp,
     ) -> Result<Applied, StoreError> {
-        self.inner.apply_job(job_no, grants, removals, now).await
+        self.inner.apply_job(job_no, grants, removals, query, now).await
+    }
+
+    async fn charge_release(
+        &self,
+        release: NewRelease,
+        config: &ReleaseConfig,
+    ) -> Result<Charged, StoreError> {
+        self.inner.charge_release(release, config).await
+    }
+
+    async fn entity_charges(
+        &self,
+        entity: &str,
+        since: Timestamp,
+    ) -> Result<Vec<(Timestamp, Epsilon)>, StoreError> {
+        self.inner.entity_charges(entity, since).await
     }
 
     async fn fail_job(

@@ -7,4 +7,5 @@ mod audiences;
 mod cancel;
 mod consistency;
 mod import;
+mod releases;
 mod support;

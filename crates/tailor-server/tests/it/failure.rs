@@ -9,13 +9,14 @@ use axum::body::Body;
 use axum::http::{Method, StatusCode};
 use jiff::Timestamp;
 use tailor_core::Policy;
+use tailor_core::release::{Epsilon, QueryDigest, ReleaseConfig};
 use tailor_core::{AccountNo, KeyedDigest};
 use tailor_engine::{Engine, Limits, SystemClock};
 use tailor_server::{AppState, Tokens, router};
 use tailor_store::{
     AccountChange, AccountState, AccountWrite, Advertiser, ApiKeyRecord, Applied, Audience,
-    Erasure, Grant, Job, JobCounts, JobOp, Membership, MembershipEvent, NewAdvertiser, NewAudience,
-    NewConsent, NewJob, RevokeReason, SessionPart, SqliteStore, Store, StoreCounts, StoreError,
+    Erasure, Grant, Job, JobOp, Membership, MembershipEvent, NewAdvertiser, NewAudience,
+    Charged, NewConsent, NewJob, NewRelease, RevokeReason, SessionPart, StagedPart, SqliteStore, Store, StoreCounts, StoreError,
     UploadSession,
 };
 
@@ -227,7 +228,7 @@ impl Store for Flaky {
         self.inner.put_session_part(session_no, part, now).await
     }
 
-    async fn session_parts(&self, session_no: u64) -> Result<Vec<(u32, JobCounts)>, StoreError> {
+    async fn session_parts(&self, session_no: u64) -> Result<Vec<StagedPart>, StoreError> {
         self.inner.session_parts(session_no).await
     }
 
@@ -274,9 +275,28 @@ impl Store for Flaky {
         job_no: u64,
         grants: Vec<Grant>,
         removals: Vec<AccountNo>,
+        query: QueryDigest,
         now: Timestamp,
     ) -> Result<Applied, StoreError> {
-        self.inner.apply_job(job_no, grants, removals, now).await
+        self.inner.apply_job(job_no, grants, removals, query, now).await
+    }
+
+    async fn charge_release(
+        &self,
+        release: NewRelease,
+        config: &ReleaseConfig,
+    ) -> Result<Charged, StoreError> {
+        self.check()?;
+        self.inner.charge_release(release, config).await
+    }
+
+    async fn entity_charges(
+        &self,
+        entity: &str,
+        since: Timestamp,
+    ) -> Result<Vec<(Timestamp, Epsilon)>, StoreError> {
+        self.check()?;
+        self.inner.entity_charges(entity, since).await
     }
 
     async fn fail_job(

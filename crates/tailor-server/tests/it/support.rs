@@ -10,7 +10,7 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use jiff::Timestamp;
 use serde_json::Value;
-use tailor_core::release::ReleaseConfig;
+use tailor_core::release::{Epsilon, ReleaseConfig};
 use tailor_core::{IndexKey, Policy, Sha256Digest};
 use tailor_engine::{Clock, Engine, Limits};
 use tailor_server::{AppState, Tokens, router};
@@ -32,9 +32,24 @@ pub(crate) struct Scratch {
 
 impl Scratch {
     pub(crate) fn new(test: &str) -> Self {
+        Self::under(&std::env::temp_dir(), test)
+    }
+
+    /// A directory in memory (`/dev/shm`) where there is one, for tests that write a lot and
+    /// whose subject is not durability.
+    pub(crate) fn in_memory(test: &str) -> Self {
+        let shm = Path::new("/dev/shm");
+        if shm.is_dir() {
+            Self::under(shm, test)
+        } else {
+            Self::new(test)
+        }
+    }
+
+    fn under(parent: &Path, test: &str) -> Self {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!(
+        let path = parent.join(format!(
             "tailor-server-it-{}-{n}-{test}",
             std::process::id()
         ));
@@ -51,6 +66,15 @@ impl Scratch {
 impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// The release settings of tests about audience mechanics: exact sizes (no noise, the minimum
+/// size of the defaults) and a budget no test spends.
+pub(crate) fn mechanics() -> ReleaseConfig {
+    ReleaseConfig {
+        budget: Epsilon::from_micros(1_000_000_000),
+        ..ReleaseConfig::dangerous_noise_free(ReleaseConfig::default().min_size)
     }
 }
 
@@ -84,16 +108,25 @@ impl App {
     }
 
     pub(crate) async fn with_limits(test: &str, limits: Limits) -> Self {
-        Self::open(test, limits, ReleaseConfig::default()).await
+        Self::open(Scratch::new(test), limits, mechanics()).await
     }
 
-    /// A server whose audiences are targetable from `min_size` members.
+    /// A server whose audiences are targetable from exactly `min_size` members: no noise and
+    /// a budget no test spends, for tests of audience mechanics rather than of privacy.
     pub(crate) async fn with_min_size(test: &str, min_size: u64) -> Self {
-        Self::open(test, Limits::default(), ReleaseConfig { min_size }).await
+        let release = ReleaseConfig {
+            min_size,
+            ..mechanics()
+        };
+        Self::open(Scratch::new(test), Limits::default(), release).await
     }
 
-    async fn open(test: &str, limits: Limits, release: ReleaseConfig) -> Self {
-        let dir = Scratch::new(test);
+    /// A server that releases sizes as `release` says, its data in memory where possible.
+    pub(crate) async fn with_release(test: &str, release: ReleaseConfig) -> Self {
+        Self::open(Scratch::in_memory(test), Limits::default(), release).await
+    }
+
+    async fn open(dir: Scratch, limits: Limits, release: ReleaseConfig) -> Self {
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("data")).unwrap());
         let clock = Arc::new(FixedClock(NOW.parse().unwrap()));
         let engine = Arc::new(

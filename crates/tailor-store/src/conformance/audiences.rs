@@ -10,17 +10,18 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use jiff::Timestamp;
+use tailor_core::release::{KeySetDigest, QueryDigest};
 use tailor_core::{AccountNo, ContactKind, Context, KeyedDigest, PolicyVersion};
 
 use super::{SECOND, T0, contact, digest, grant as consent_grant, t, write};
 use crate::{
     Advertiser, Applied, Audience, Grant, Job, JobCounts, JobOp, JobState, Membership,
     MembershipChange, MembershipEvent, NewAdvertiser, NewAudience, NewJob, RevokeReason,
-    SessionPart, Store, StoreError, UploadSession,
+    SessionPart, StagedPart, Store, StoreError, UploadSession,
 };
 
 /// One day, in microseconds.
-const DAY: i64 = 86_400 * SECOND;
+pub(super) const DAY: i64 = 86_400 * SECOND;
 
 /// Runs every advertiser-side check, each on a fresh store made by `fresh`.
 pub(super) async fn run<S, F, Fut>(fresh: F)
@@ -48,7 +49,7 @@ where
 // Fixtures
 
 /// Unwraps a store result, naming the check and the call.
-fn ok<T>(check: &str, what: &str, result: Result<T, StoreError>) -> T {
+pub(super) fn ok<T>(check: &str, what: &str, result: Result<T, StoreError>) -> T {
     result.unwrap_or_else(|e| panic!("{check}: {what} failed: {e}"))
 }
 
@@ -64,7 +65,7 @@ fn key_hash(seed: u8) -> [u8; 32] {
     [seed; 32]
 }
 
-async fn advertiser<S: Store>(store: &S, check: &str, id: &str, key: u8, now: i64) -> Advertiser {
+pub(super) async fn advertiser<S: Store>(store: &S, check: &str, id: &str, key: u8, now: i64) -> Advertiser {
     let new = NewAdvertiser {
         advertiser_id: id.to_owned(),
         name: format!("{id} name"),
@@ -79,7 +80,7 @@ async fn advertiser<S: Store>(store: &S, check: &str, id: &str, key: u8, now: i6
     )
 }
 
-async fn audience<S: Store>(
+pub(super) async fn audience<S: Store>(
     store: &S,
     check: &str,
     advertiser_no: u32,
@@ -101,7 +102,7 @@ async fn audience<S: Store>(
     )
 }
 
-fn counts(received: u64, accepted: u64, rejected: &[(&str, u64)]) -> JobCounts {
+pub(super) fn counts(received: u64, accepted: u64, rejected: &[(&str, u64)]) -> JobCounts {
     JobCounts {
         rows_received: received,
         rows_accepted: accepted,
@@ -142,7 +143,7 @@ async fn session<S: Store>(
 }
 
 /// Creates a session, stages `parts` (numbered from 1), commits it, and returns the job.
-async fn upload<S: Store>(
+pub(super) async fn upload<S: Store>(
     store: &S,
     check: &str,
     name: &str,
@@ -155,6 +156,7 @@ async fn upload<S: Store>(
     for (i, matched) in parts.into_iter().enumerate() {
         let part = SessionPart {
             part_no: i as u32 + 1,
+            keys: part_keys(i as u32 + 1),
             counts: counts(matched.len() as u64, matched.len() as u64, &[]),
             matched,
         };
@@ -180,6 +182,7 @@ async fn commit<S: Store>(
         audience_no: session.audience_no,
         op: session.op,
         counts: counts(10, 9, &[("email_invalid", 1)]),
+        keys: part_keys(session.no as u32),
     };
     ok(
         check,
@@ -188,8 +191,31 @@ async fn commit<S: Store>(
     )
 }
 
+/// The key set of a part (or job): made from a number.
+fn part_keys(n: u32) -> KeySetDigest {
+    let mut bytes = [0xA5; 32];
+    bytes[..4].copy_from_slice(&n.to_be_bytes());
+    KeySetDigest::from_bytes(bytes)
+}
+
+/// A staged part as listed, with the key set [`part_keys`] gives its number.
+fn staged(part_no: u32, counts: JobCounts) -> StagedPart {
+    StagedPart {
+        part_no,
+        counts,
+        keys: part_keys(part_no),
+    }
+}
+
+/// The canonical query a test job leaves on its audience: made from the job's number.
+pub(super) fn query_of(job_no: u64) -> QueryDigest {
+    let mut bytes = [0x5A; 32];
+    bytes[..8].copy_from_slice(&job_no.to_be_bytes());
+    QueryDigest::from_bytes(bytes)
+}
+
 /// A grant of account `n` whose basis is made from `seed`.
-fn grant(n: u32, seed: u64) -> Grant {
+pub(super) fn grant(n: u32, seed: u64) -> Grant {
     Grant {
         account: AccountNo(n),
         contact_digest: digest(u64::from(n), (seed % 7) as u8 + 1),
@@ -218,7 +244,7 @@ fn membership(audience: &Audience, g: &Grant, job: &Job, now: i64) -> Membership
     }
 }
 
-async fn apply<S: Store>(
+pub(super) async fn apply<S: Store>(
     store: &S,
     check: &str,
     job: &Job,
@@ -229,11 +255,11 @@ async fn apply<S: Store>(
     ok(
         check,
         "apply_job",
-        store.apply_job(job.no, grants, removals, t(now)).await,
+        store.apply_job(job.no, grants, removals, query_of(job.no), t(now)).await,
     )
 }
 
-async fn members<S: Store>(store: &S, check: &str, audience_no: u32, now: i64) -> Vec<u32> {
+pub(super) async fn members<S: Store>(store: &S, check: &str, audience_no: u32, now: i64) -> Vec<u32> {
     ok(
         check,
         "audience_members",
@@ -614,6 +640,7 @@ async fn audiences_are_scoped<S: Store>(store: S) {
             no: a1.no,
             audience_id: "a1".into(),
             advertiser_no: a.no,
+            entity: a.entity.clone(),
             name: "a1 name".into(),
             description: "a1 description".into(),
             membership_ttl_days: 540,
@@ -622,6 +649,9 @@ async fn audiences_are_scoped<S: Store>(store: S) {
             members: 0,
             pending_jobs: 0,
             succeeded_jobs: 0,
+            query: QueryDigest::EMPTY,
+            epoch: 0,
+            released: None,
         },
         "{CHECK}: created audience"
     );
@@ -784,6 +814,7 @@ async fn sessions_parts_and_commit<S: Store>(store: S) {
                         s.no,
                         SessionPart {
                             part_no,
+                            keys: part_keys(part_no),
                             counts: c,
                             matched: pairs,
                         },
@@ -811,9 +842,9 @@ async fn sessions_parts_and_commit<S: Store>(store: S) {
     assert_eq!(
         ok(CHECK, "session_parts", store.session_parts(s.no).await),
         vec![
-            (1, odd.clone()),
-            (2, counts(4, 3, &[("email_invalid", 1)])),
-            (u32::MAX, counts(0, 0, &[])),
+            staged(1, odd.clone()),
+            staged(2, counts(4, 3, &[("email_invalid", 1)])),
+            staged(u32::MAX, counts(0, 0, &[])),
         ],
         "{CHECK}: parts by number"
     );
@@ -824,6 +855,7 @@ async fn sessions_parts_and_commit<S: Store>(store: S) {
         audience_no: aud.no,
         op: JobOp::Replace,
         counts: counts(9, 5, &[("phone_invalid", 2), ("email_invalid", 2)]),
+        keys: part_keys(77),
     };
     let mismatched = NewJob {
         op: JobOp::Add,
@@ -852,6 +884,7 @@ async fn sessions_parts_and_commit<S: Store>(store: S) {
             error: None,
             created_at: t(T0 + 3),
             finished_at: None,
+            keys: part_keys(77),
         },
         "{CHECK}: committed job"
     );
@@ -894,6 +927,7 @@ async fn sessions_parts_and_commit<S: Store>(store: S) {
                 s.no,
                 SessionPart {
                     part_no: 3,
+                    keys: part_keys(3),
                     counts: JobCounts::default(),
                     matched: Vec::new(),
                 },
@@ -970,6 +1004,7 @@ async fn expired_sessions<S: Store>(store: S) {
                     s.no,
                     SessionPart {
                         part_no: 1,
+                        keys: part_keys(1),
                         counts: counts(1, 1, &[]),
                         matched: vec![matched(1, 1)],
                     },
@@ -1017,6 +1052,7 @@ async fn expired_sessions<S: Store>(store: S) {
                 early.no,
                 SessionPart {
                     part_no: 2,
+                    keys: part_keys(2),
                     counts: JobCounts::default(),
                     matched: Vec::new(),
                 },
@@ -1142,7 +1178,7 @@ async fn job_states<S: Store>(store: S) {
         CHECK,
         "applying a failed job",
         store
-            .apply_job(second.no, Vec::new(), vec![AccountNo(2)], t(T0 + 13))
+            .apply_job(second.no, Vec::new(), vec![AccountNo(2)], query_of(second.no), t(T0 + 13))
             .await,
     );
     assert_eq!(
@@ -1175,7 +1211,7 @@ async fn job_states<S: Store>(store: S) {
         CHECK,
         "applying twice",
         store
-            .apply_job(first.no, vec![grant(1, 2)], Vec::new(), t(T0 + 15))
+            .apply_job(first.no, vec![grant(1, 2)], Vec::new(), query_of(first.no), t(T0 + 15))
             .await,
     );
     conflict(
@@ -1341,7 +1377,7 @@ async fn add_remove_replace<S: Store>(store: S) {
         CHECK,
         "grants for a remove job",
         store
-            .apply_job(job3.no, vec![grant(9, 1)], Vec::new(), t(t3))
+            .apply_job(job3.no, vec![grant(9, 1)], Vec::new(), query_of(job3.no), t(t3))
             .await,
     );
     let applied = apply(
@@ -1374,7 +1410,7 @@ async fn add_remove_replace<S: Store>(store: S) {
         CHECK,
         "removals for a replace job",
         store
-            .apply_job(job4.no, Vec::new(), vec![AccountNo(1)], t(t4))
+            .apply_job(job4.no, Vec::new(), vec![AccountNo(1)], query_of(job4.no), t(t4))
             .await,
     );
     let (g3c, g5) = (grant(3, 6), grant(5, 7));
@@ -1728,6 +1764,7 @@ async fn erasure_ends_memberships<S: Store>(store: S) {
                 pending.no,
                 SessionPart {
                     part_no: 1,
+                    keys: part_keys(1),
                     counts: counts(2, 2, &[]),
                     matched: vec![matched(gone.0, 1), matched(kept.0, 1), matched(gone.0, 2)],
                 },
@@ -1840,6 +1877,7 @@ async fn audience_deletion<S: Store>(store: S) {
                 open.no,
                 SessionPart {
                     part_no: 1,
+                    keys: part_keys(1),
                     counts: counts(1, 1, &[]),
                     matched: vec![matched(4, 1)],
                 },
@@ -1921,7 +1959,7 @@ async fn audience_deletion<S: Store>(store: S) {
         CHECK,
         "applying a job of a deleted audience",
         store
-            .apply_job(queued.no, vec![grant(3, 1)], Vec::new(), t(now))
+            .apply_job(queued.no, vec![grant(3, 1)], Vec::new(), query_of(queued.no), t(now))
             .await,
     );
     assert_eq!(
@@ -2042,7 +2080,7 @@ async fn big_apply_is_whole<S: Store>(store: Arc<S>) {
         let store = Arc::clone(&store);
         let grants = grants.clone();
         let job = job.clone();
-        tokio::spawn(async move { store.apply_job(job.no, grants, Vec::new(), t(T0 + 1)).await })
+        tokio::spawn(async move { store.apply_job(job.no, grants, Vec::new(), query_of(job.no), t(T0 + 1)).await })
     };
     let mut seen = BTreeMap::new();
     loop {

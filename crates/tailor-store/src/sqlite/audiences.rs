@@ -13,18 +13,20 @@
 
 use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, Row};
+use tailor_core::release::{KeySetDigest, QueryDigest};
 use tailor_core::{AccountNo, KeyedDigest};
 
 use super::SqlResult;
 use super::counters::{Sequence, Tally, count};
 use super::memberships;
+use super::releases;
 use super::packing::{decode_rejected, encode_rejected, pack_matches, unpack_matches};
 use super::rows::{
     self, job_columns, micros, number, session_columns, timestamp, to_stored_precision,
 };
 use crate::{
-    Applied, Audience, Job, JobCounts, JobOp, JobState, NewAudience, NewJob, SessionPart,
-    StoreError, UploadSession,
+    Applied, Audience, Job, JobCounts, JobOp, JobState, NewAudience, NewJob, Release,
+    SessionPart, StagedPart, StoreError, UploadSession,
 };
 
 /// The message of a job failed because its audience was deleted.
@@ -43,16 +45,22 @@ macro_rules! audience_select {
          (SELECT COUNT(*) FROM jobs j \
              WHERE j.audience_no = a.audience_no AND j.state IN ('queued', 'running')), \
          (SELECT COUNT(*) FROM jobs j \
-             WHERE j.audience_no = a.audience_no AND j.state = 'succeeded') \
-         FROM audiences a "
+             WHERE j.audience_no = a.audience_no AND j.state = 'succeeded'), \
+         a.query, a.epoch, r.epoch, r.size, r.epsilon_micros, r.at, \
+         (SELECT e.entity FROM advertisers e WHERE e.advertiser_no = a.advertiser_no) \
+         FROM audiences a LEFT JOIN releases r ON r.release_no = \
+             (SELECT MAX(l.release_no) FROM releases l \
+              WHERE l.audience_no = a.audience_no AND l.query = a.query) "
     };
 }
 
 fn audience(row: &Row<'_>) -> Result<Audience, StoreError> {
+    let no = number(row, 0, "audiences.audience_no")?;
     Ok(Audience {
-        no: number(row, 0, "audiences.audience_no")?,
+        no,
         audience_id: row.get(1).db()?,
         advertiser_no: number(row, 2, "audiences.advertiser_no")?,
+        entity: row.get(17).db()?,
         name: row.get(3).db()?,
         description: row.get(4).db()?,
         membership_ttl_days: number(row, 5, "audiences.membership_ttl_days")?,
@@ -61,7 +69,20 @@ fn audience(row: &Row<'_>) -> Result<Audience, StoreError> {
         members: number(row, 8, "audiences.membership_rows")?,
         pending_jobs: number(row, 9, "a pending job count")?,
         succeeded_jobs: number(row, 10, "a succeeded job count")?,
+        query: QueryDigest::from_bytes(rows::bytes32(row, 11, "audiences.query")?),
+        epoch: number(row, 12, "audiences.epoch")?,
+        released: released(row, no, 13)?,
     })
+}
+
+/// The latest release of an audience's query, from the joined `releases` columns at `first`.
+fn released(row: &Row<'_>, audience_no: u32, first: usize) -> Result<Option<Release>, StoreError> {
+    let epoch: Option<i64> = row.get(first).db()?;
+    if epoch.is_none() {
+        return Ok(None);
+    }
+    let query = QueryDigest::from_bytes(rows::bytes32(row, 11, "audiences.query")?);
+    Ok(Some(releases::release(row, audience_no, query, first)?))
 }
 
 pub(super) fn create_audience(
@@ -71,16 +92,15 @@ pub(super) fn create_audience(
     now: Timestamp,
 ) -> Result<Audience, StoreError> {
     let now = to_stored_precision(now);
-    let advertiser_exists = conn
-        .prepare_cached("SELECT 1 FROM advertisers WHERE advertiser_no = ?1")
+    let entity: Option<String> = conn
+        .prepare_cached("SELECT entity FROM advertisers WHERE advertiser_no = ?1")
         .db()?
-        .query_row([new.advertiser_no], |_| Ok(()))
+        .query_row([new.advertiser_no], |row| row.get(0))
         .optional()
-        .db()?
-        .is_some();
-    if !advertiser_exists {
+        .db()?;
+    let Some(entity) = entity else {
         return Err(StoreError::Conflict("no such advertiser"));
-    }
+    };
     let no = tally.next(conn, Sequence::Audience)?;
     let no = u32::try_from(no)
         .map_err(|_| StoreError::Database("audience numbers are used up".into()))?;
@@ -105,6 +125,7 @@ pub(super) fn create_audience(
         no,
         audience_id: new.audience_id,
         advertiser_no: new.advertiser_no,
+        entity,
         name: new.name,
         description: new.description,
         membership_ttl_days: new.membership_ttl_days,
@@ -113,6 +134,9 @@ pub(super) fn create_audience(
         members: 0,
         pending_jobs: 0,
         succeeded_jobs: 0,
+        query: QueryDigest::EMPTY,
+        epoch: 0,
+        released: None,
     })
 }
 
@@ -340,11 +364,11 @@ pub(super) fn put_session_part(
     }
     conn.prepare_cached(
         "INSERT INTO session_parts (session_no, part_no, rows_received, rows_accepted, \
-         rejected, matched, staged_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+         rejected, matched, staged_at, keys) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
          ON CONFLICT (session_no, part_no) DO UPDATE SET \
          rows_received = excluded.rows_received, rows_accepted = excluded.rows_accepted, \
          rejected = excluded.rejected, matched = excluded.matched, \
-         staged_at = excluded.staged_at",
+         staged_at = excluded.staged_at, keys = excluded.keys",
     )
     .db()?
     .execute((
@@ -355,20 +379,21 @@ pub(super) fn put_session_part(
         encode_rejected(&part.counts.rejected),
         pack_matches(part.matched),
         micros(now),
+        part.keys.as_bytes(),
     ))
     .db()?;
     Ok(())
 }
 
-/// The staged parts' counters, by part number.
+/// The staged parts' counters and key sets, by part number.
 pub(super) fn session_parts(
     conn: &Connection,
     session_no: u64,
-) -> Result<Vec<(u32, JobCounts)>, StoreError> {
+) -> Result<Vec<StagedPart>, StoreError> {
     let session_no = signed(session_no, "a session number")?;
     let mut statement = conn
         .prepare_cached(
-            "SELECT part_no, rows_received, rows_accepted, rejected FROM session_parts \
+            "SELECT part_no, rows_received, rows_accepted, rejected, keys FROM session_parts \
              WHERE session_no = ?1 ORDER BY part_no",
         )
         .db()?;
@@ -379,14 +404,15 @@ pub(super) fn session_parts(
         let rejected = rejected
             .as_str()
             .map_err(|_| StoreError::Corrupt("session_parts.rejected is not text".into()))?;
-        parts.push((
-            number(row, 0, "session_parts.part_no")?,
-            JobCounts {
+        parts.push(StagedPart {
+            part_no: number(row, 0, "session_parts.part_no")?,
+            counts: JobCounts {
                 rows_received: number(row, 1, "session_parts.rows_received")?,
                 rows_accepted: number(row, 2, "session_parts.rows_accepted")?,
                 rejected: decode_rejected(rejected, "session_parts.rejected")?,
             },
-        ));
+            keys: KeySetDigest::from_bytes(rows::bytes32(row, 4, "session_parts.keys")?),
+        });
     }
     Ok(parts)
 }
@@ -413,8 +439,8 @@ pub(super) fn commit_session(
     let no = tally.next(conn, Sequence::Job)?;
     conn.prepare_cached(
         "INSERT INTO jobs (job_no, job_id, advertiser_no, audience_no, session_no, op, state, \
-         rows_received, rows_accepted, rejected, created_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7, ?8, ?9, ?10)",
+         rows_received, rows_accepted, rejected, created_at, keys) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7, ?8, ?9, ?10, ?11)",
     )
     .db()?
     .execute((
@@ -428,6 +454,7 @@ pub(super) fn commit_session(
         signed(job.counts.rows_accepted, "a row count")?,
         encode_rejected(&job.counts.rejected),
         micros(now),
+        job.keys.as_bytes(),
     ))
     .unique("the job id is taken")?;
     conn.prepare_cached("UPDATE upload_sessions SET job_no = ?1 WHERE session_no = ?2")
@@ -445,6 +472,7 @@ pub(super) fn commit_session(
         error: None,
         created_at: now,
         finished_at: None,
+        keys: job.keys,
     })
 }
 

@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 use rusqlite::{CachedStatement, Connection, OptionalExtension, ToSql};
+use tailor_core::release::QueryDigest;
 use tailor_core::{AccountNo, Context, PolicyVersion};
 
 use super::SqlResult;
@@ -399,7 +400,8 @@ fn member_accounts(conn: &Connection, audience_no: u32) -> Result<Vec<u32>, Stor
 // -------------------------------------------------------------------------------------------
 // Ends
 
-/// Moves an audience's `membership_rows` and the store's memberships counter by `delta`.
+/// Moves an audience's `membership_rows` and the store's memberships counter by `delta`, and
+/// its data epoch: any change to its members makes a size question about it a new one.
 fn count_members(
     conn: &Connection,
     tally: &mut Tally,
@@ -410,7 +412,8 @@ fn count_members(
         return Ok(());
     }
     conn.prepare_cached(
-        "UPDATE audiences SET membership_rows = membership_rows + ?1 WHERE audience_no = ?2",
+        "UPDATE audiences SET membership_rows = membership_rows + ?1, epoch = epoch + 1 \
+         WHERE audience_no = ?2",
     )
     .db()?
     .execute((delta, audience_no))
@@ -610,6 +613,7 @@ pub(super) fn apply_job(
     job_no: u64,
     mut grants: Vec<Grant>,
     mut removals: Vec<AccountNo>,
+    query: QueryDigest,
     now: Timestamp,
 ) -> Result<Applied, StoreError> {
     let now = to_stored_precision(now);
@@ -729,9 +733,9 @@ pub(super) fn apply_job(
         }
     }
 
-    conn.prepare_cached("UPDATE audiences SET updated_at = ?1 WHERE audience_no = ?2")
+    conn.prepare_cached("UPDATE audiences SET updated_at = ?1, query = ?2 WHERE audience_no = ?3")
         .db()?
-        .execute((micros(now), audience_no))
+        .execute((micros(now), query.as_bytes(), audience_no))
         .db()?;
     conn.prepare_cached(
         "UPDATE jobs SET state = 'succeeded', finished_at = ?1, \

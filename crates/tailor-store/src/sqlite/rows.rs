@@ -7,6 +7,7 @@
 
 use jiff::Timestamp;
 use rusqlite::{Connection, Row};
+use tailor_core::release::KeySetDigest;
 use tailor_core::{
     AccountNo, AccountRegion, ConsentEvent, ConsentSource, ConsentState, ContactDigests,
     ContactKind, Context, KeyedDigest, PolicyVersion, Purpose,
@@ -69,7 +70,7 @@ macro_rules! session_columns {
 macro_rules! job_columns {
     () => {
         "job_no, job_id, advertiser_no, audience_no, op, state, rows_received, rows_accepted, \
-         rejected, error, created_at, finished_at"
+         rejected, error, created_at, finished_at, keys"
     };
 }
 
@@ -140,6 +141,14 @@ pub(super) fn digest(
     };
     <[u8; 32]>::try_from(bytes)
         .map(|b| Some(KeyedDigest(b)))
+        .map_err(|_| StoreError::Corrupt(format!("{column} is not a 32-byte digest")))
+}
+
+/// A non-null 32-byte column (a query or key-set digest).
+pub(super) fn bytes32(row: &Row<'_>, index: usize, column: &str) -> Result<[u8; 32], StoreError> {
+    let value = row.get_ref(index).db()?;
+    let bytes = value.as_blob().map_err(|e| unreadable(column, e))?;
+    <[u8; 32]>::try_from(bytes)
         .map_err(|_| StoreError::Corrupt(format!("{column} is not a 32-byte digest")))
 }
 
@@ -360,6 +369,7 @@ pub(super) fn job(row: &Row<'_>) -> Result<Job, StoreError> {
         error: row.get(9).db()?,
         created_at: timestamp(row, 10, "jobs.created_at")?,
         finished_at: optional_timestamp(row, 11, "jobs.finished_at")?,
+        keys: KeySetDigest::from_bytes(bytes32(row, 12, "jobs.keys")?),
     })
 }
 

@@ -223,6 +223,34 @@ INSERT INTO counters (name, value) VALUES
     ('last_job_no', 0), ('last_event_no', 0);
 ",
     },
+    Migration {
+        version: 3,
+        sql: "
+-- Privacy-safe sizes. An audience's canonical query (its jobs' key sets and operations,
+-- keyed) and data epoch (moved by every change to its memberships) decide which answer a
+-- size question gets; a job and a staged part keep the key set of their rows.
+ALTER TABLE audiences ADD COLUMN query BLOB NOT NULL DEFAULT x'0000000000000000000000000000000000000000000000000000000000000000';
+ALTER TABLE audiences ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN keys BLOB NOT NULL DEFAULT x'0000000000000000000000000000000000000000000000000000000000000000';
+ALTER TABLE session_parts ADD COLUMN keys BLOB NOT NULL DEFAULT x'0000000000000000000000000000000000000000000000000000000000000000';
+
+-- The ledger of released sizes: never deleted (not even with the audience), because the
+-- budgets of legal entities are counted from it. One answer per (audience, query, epoch).
+CREATE TABLE releases (
+    release_no INTEGER PRIMARY KEY,
+    entity TEXT NOT NULL,
+    advertiser_no BIGINT NOT NULL,
+    audience_no BIGINT NOT NULL,
+    query BLOB NOT NULL,
+    epoch BIGINT NOT NULL,
+    size TEXT NOT NULL,
+    epsilon_micros BIGINT NOT NULL,
+    at BIGINT NOT NULL,
+    UNIQUE (audience_no, query, epoch)
+);
+CREATE INDEX releases_by_entity ON releases (entity, at);
+",
+    },
 ];
 
 /// The newest schema version this build knows.

@@ -6,7 +6,11 @@
 
 use jiff::Timestamp;
 use rusqlite::Connection;
+use tailor_core::release::{KeySetDigest, QueryDigest};
 use tailor_core::{AccountNo, Context, KeyedDigest, PolicyVersion};
+
+/// The canonical query the jobs here leave on their audience (its value matters to no check).
+const QUERY: QueryDigest = QueryDigest::EMPTY;
 use tailor_store::{
     Audience, Grant, Job, JobCounts, JobOp, JobState, NewAdvertiser, NewAudience, NewJob,
     RevokeReason, SessionPart, SqliteStore, Store, StoreError,
@@ -97,6 +101,7 @@ async fn job(
             SessionPart {
                 part_no: 1,
                 counts: JobCounts::default(),
+                keys: KeySetDigest::from_bytes([7; 32]),
                 matched: matched.iter().map(|&n| (AccountNo(n), digest(n))).collect(),
             },
             t(100),
@@ -112,6 +117,7 @@ async fn job(
                 audience_no: audience.no,
                 op,
                 counts: JobCounts::default(),
+                keys: KeySetDigest::from_bytes([7; 32]),
             },
             t(100),
         )
@@ -184,7 +190,7 @@ async fn membership_counters_follow_every_change() {
         let j = job(&store, &aud.audience_id, aud, JobOp::Add, &all).await;
         let grants = all.iter().map(|&n| grant(n)).collect();
         store
-            .apply_job(j.no, grants, Vec::new(), t(200))
+            .apply_job(j.no, grants, Vec::new(), QUERY, t(200))
             .await
             .unwrap();
         assert_counters_match(&dir);
@@ -192,19 +198,19 @@ async fn membership_counters_follow_every_change() {
     // Renewals, a replace, a remove.
     let j = job(&store, "x-renew", &x, JobOp::Add, &[]).await;
     store
-        .apply_job(j.no, (20..=40).map(grant).collect(), Vec::new(), t(300))
+        .apply_job(j.no, (20..=40).map(grant).collect(), Vec::new(), QUERY, t(300))
         .await
         .unwrap();
     assert_counters_match(&dir);
     let j = job(&store, "x-replace", &x, JobOp::Replace, &[]).await;
     store
-        .apply_job(j.no, (10..=25).map(grant).collect(), Vec::new(), t(400))
+        .apply_job(j.no, (10..=25).map(grant).collect(), Vec::new(), QUERY, t(400))
         .await
         .unwrap();
     assert_counters_match(&dir);
     let j = job(&store, "z-remove", &z, JobOp::Remove, &[]).await;
     store
-        .apply_job(j.no, Vec::new(), (1..=5).map(AccountNo).collect(), t(500))
+        .apply_job(j.no, Vec::new(), (1..=5).map(AccountNo).collect(), QUERY, t(500))
         .await
         .unwrap();
     assert_counters_match(&dir);
@@ -251,6 +257,7 @@ async fn a_job_that_fails_half_way_leaves_nothing() {
             first.no,
             vec![grant(1), grant(2), grant(3)],
             Vec::new(),
+            QUERY,
             t(200),
         )
         .await
@@ -276,7 +283,7 @@ async fn a_job_that_fails_half_way_leaves_nothing() {
         .unwrap();
     let grants: Vec<Grant> = (2..=50_000).map(grant).collect();
     let result = store
-        .apply_job(replace.no, grants.clone(), Vec::new(), t(300))
+        .apply_job(replace.no, grants.clone(), Vec::new(), QUERY, t(300))
         .await;
     assert!(matches!(result, Err(StoreError::Database(_))), "{result:?}");
 
@@ -316,7 +323,7 @@ async fn a_job_that_fails_half_way_leaves_nothing() {
     // Without the fault, the same job applies.
     raw(&dir).execute_batch("DROP TRIGGER fail_late").unwrap();
     let applied = store
-        .apply_job(replace.no, grants, Vec::new(), t(300))
+        .apply_job(replace.no, grants, Vec::new(), QUERY, t(300))
         .await
         .unwrap();
     assert_eq!(applied.revoked, vec![(aud.no, AccountNo(1))]);
@@ -356,6 +363,7 @@ async fn an_erased_account_leaves_no_membership_trace_in_the_files() {
             applied_job.no,
             numbers.iter().map(|&n| grant(n)).collect(),
             Vec::new(),
+            QUERY,
             t(200),
         )
         .await
@@ -376,6 +384,7 @@ async fn an_erased_account_leaves_no_membership_trace_in_the_files() {
             SessionPart {
                 part_no: 1,
                 counts: JobCounts::default(),
+                keys: KeySetDigest::from_bytes([7; 32]),
                 matched: numbers.iter().map(|&n| (AccountNo(n), digest(n))).collect(),
             },
             t(260),
@@ -419,6 +428,7 @@ async fn closing_after_a_large_job_leaves_no_wal() {
             j.no,
             numbers.iter().map(|&n| grant(n)).collect(),
             Vec::new(),
+            QUERY,
             t(200),
         )
         .await
