@@ -68,6 +68,13 @@ pub(crate) struct ServeArgs {
 }
 
 pub(crate) fn run(args: ServeArgs) -> Result<ExitCode> {
+    if args.release_epsilon > args.release_budget {
+        anyhow::bail!(
+            "--release-epsilon {} is more than --release-budget {}: no size could ever be released",
+            args.release_epsilon,
+            args.release_budget
+        );
+    }
     let config = Config {
         data_dir: args.data_dir,
         listen: args.listen,

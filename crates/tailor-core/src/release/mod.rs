@@ -1,15 +1,15 @@
 //! The one release function: every number about an audience that an advertiser can see is
 //! produced here, by [`release`], and nowhere else.
 //!
-//! A member count is released with ε-differential privacy. Discrete Laplace noise ([`sampler`])
-//! is drawn from a seed that the caller derives, with the platform's noise key, from the
-//! audience's canonical query and data epoch ([`query`]), so that asking the same question of
-//! the same data gives the same answer instead of a fresh draw to average away. The minimum-size
-//! threshold is applied to the noisy value and the result is rounded to two significant digits;
-//! both are post-processing and cost no privacy. Each release spends ε from the legal entity's
-//! budget over a rolling window, which [`budget_admits`] checks before a number is released.
-//! This module must never read a clock, draw ambient randomness or use floating point on the
-//! noise path (the seed and the time are passed in), and no other code may turn a member count
+//! A member count is released with ε-differential privacy. Discrete Laplace noise
+//! ([`sample_discrete_laplace`]) is drawn from a seed that the caller derives, with the platform's
+//! noise key, from the audience's canonical query and data epoch ([`noise_seed`]), so that asking
+//! the same question of the same data gives the same answer instead of a fresh draw to average
+//! away. The minimum-size threshold is applied to the noisy value and the result is rounded to two
+//! significant digits; both are post-processing and cost no privacy. Each release spends ε from the
+//! legal entity's budget over a rolling window, which [`budget_admits`] checks before a number is
+//! released. This module must never read a clock, draw ambient randomness or use floating point on
+//! the noise path (the seed and the time are passed in), and no other code may turn a member count
 //! into something an advertiser sees.
 
 mod budget;
@@ -24,9 +24,7 @@ use rand_core::SeedableRng as _;
 use serde::Serialize;
 
 pub use budget::budget_admits;
-pub use query::{
-    KeySetDigest, NoiseKey, NoiseSeed, QueryDigest, QueryOp, UploadKeys, noise_seed,
-};
+pub use query::{KeySetDigest, NoiseKey, NoiseSeed, QueryDigest, QueryOp, UploadKeys, noise_seed};
 pub use sampler::sample_discrete_laplace;
 
 const MICROS_PER_UNIT: u64 = 1_000_000;
@@ -105,7 +103,7 @@ impl fmt::Display for Epsilon {
             return write!(f, "{whole}");
         }
         let mut width = MAX_DECIMALS;
-        while fraction % 10 == 0 {
+        while fraction.is_multiple_of(10) {
             fraction /= 10;
             width -= 1;
         }

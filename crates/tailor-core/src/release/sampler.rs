@@ -136,7 +136,7 @@ mod tests {
     use super::*;
 
     fn rng() -> ChaCha20Rng {
-        ChaCha20Rng::seed_from_u64(0x7a11_0e)
+        ChaCha20Rng::seed_from_u64(0x7a11)
     }
 
     /// Asserts that `hits` out of `n` is within 5 standard deviations of `n·p`.
@@ -213,7 +213,10 @@ mod tests {
         let mut rng = rng();
         // A huge ε leaves essentially no noise; the smallest has a standard deviation of 1.4e6.
         for _ in 0..1000 {
-            assert_eq!(sample_discrete_laplace(Epsilon::from_micros(u64::MAX), &mut rng), 0);
+            assert_eq!(
+                sample_discrete_laplace(Epsilon::from_micros(u64::MAX), &mut rng),
+                0
+            );
         }
         let draws: Vec<i64> = (0..1000)
             .map(|_| sample_discrete_laplace(Epsilon::from_micros(1), &mut rng))

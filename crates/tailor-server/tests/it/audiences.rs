@@ -155,8 +155,10 @@ async fn uploads_build_an_audience_that_serving_answers_only_when_targetable() {
         app.members(&acme.key, &audience_id).await,
         ["u-alice", "u-dora", "u-emil"]
     );
+    // The advertiser sees nothing of it: its question's answer stands until the refresh time
+    // (docs/privacy.md), so a person's choice does not show in what the advertiser sees.
     let after = app.audience_view(&acme.key, &audience_id).await;
-    assert_eq!(after["size"], json!({"approximate": 3}));
+    assert_eq!(after["size"], json!({"approximate": 4}));
     // The others are still served.
     assert_eq!(app.serving("u-alice").await, [audience_id.as_str()]);
 }

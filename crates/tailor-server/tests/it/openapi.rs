@@ -282,3 +282,135 @@ async fn documented_schemas_match_real_answers() {
         }
     }
 }
+
+/// The numeric fields an advertiser may receive outside a released size, and why each is
+/// not a count of people: they describe the advertiser's own file, request or settings.
+const OWN_NUMBERS: &[(&str, &str)] = &[
+    ("JobView.rows_received", "rows in the advertiser's own file"),
+    ("JobView.rows_accepted", "rows of its file that parsed"),
+    ("JobView.rejected.*", "rows of its file refused, by reason"),
+    (
+        "JobView.progress",
+        "how far the job has gone through its file",
+    ),
+    ("PartView.part", "the part number the advertiser chose"),
+    (
+        "PartView.rows_received",
+        "rows in the advertiser's own part",
+    ),
+    ("PartView.rows_accepted", "rows of its part that parsed"),
+    ("PartView.rejected.*", "rows of its part refused, by reason"),
+    (
+        "AudienceView.membership_ttl_days",
+        "a setting the advertiser chose",
+    ),
+];
+
+/// The schema a released size is documented as: the only place a count of people may be.
+const RELEASED: &str = "ReleasedSize";
+
+/// Collects the numeric fields reachable from `schema`, named `Schema.field` (`.*` for map
+/// values), not descending into the released size (whose numbers come from the mechanism).
+fn numbers(
+    doc: &Value,
+    schema: &Value,
+    at: &str,
+    seen: &mut BTreeSet<String>,
+    out: &mut BTreeSet<String>,
+    released: &mut bool,
+) {
+    if let Some(target) = schema.get("$ref").and_then(Value::as_str) {
+        let name = target.rsplit('/').next().unwrap();
+        if name == RELEASED {
+            *released = true;
+            return;
+        }
+        if seen.insert(name.to_owned()) {
+            let resolved = doc.pointer(target.strip_prefix('#').unwrap()).unwrap();
+            numbers(doc, resolved, name, seen, out, released);
+            seen.remove(name);
+        }
+        return;
+    }
+    let types: Vec<&str> = match schema.get("type") {
+        Some(Value::String(t)) => vec![t.as_str()],
+        Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    if types.iter().any(|t| *t == "integer" || *t == "number") {
+        out.insert(at.to_owned());
+    }
+    if let Some(properties) = schema.get("properties").and_then(Value::as_object) {
+        for (field, property) in properties {
+            numbers(doc, property, &format!("{at}.{field}"), seen, out, released);
+        }
+    }
+    if let Some(values) = schema.get("additionalProperties").filter(|v| v.is_object()) {
+        numbers(doc, values, &format!("{at}.*"), seen, out, released);
+    }
+    if let Some(items) = schema.get("items") {
+        numbers(doc, items, &format!("{at}[]"), seen, out, released);
+    }
+    for combinator in ["allOf", "oneOf", "anyOf"] {
+        for part in schema
+            .get(combinator)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            numbers(doc, part, at, seen, out, released);
+        }
+    }
+}
+
+/// Every advertiser-facing endpoint and every field it can answer with: a number is either
+/// inside a released size (the release mechanism's output) or one of [`OWN_NUMBERS`]. A new
+/// count-like field anywhere else (a member count, a match rate, an estimate) fails here.
+#[tokio::test]
+async fn no_advertiser_visible_number_bypasses_the_release_mechanism() {
+    let app = App::new("openapi-counts").await;
+    let doc = served(&app).await;
+    let mut found = BTreeSet::new();
+    let mut released = false;
+    let mut operations = 0;
+    for route in ROUTES.iter().filter(|r| r.access == Access::Advertiser) {
+        for method in route.methods {
+            operations += 1;
+            let operation = &doc["paths"][route.path][method.to_lowercase()];
+            for (status, response) in operation["responses"].as_object().unwrap() {
+                let response = match response.get("$ref").and_then(Value::as_str) {
+                    Some(target) => doc.pointer(target.strip_prefix('#').unwrap()).unwrap(),
+                    None => response,
+                };
+                for (_, content) in response["content"].as_object().into_iter().flatten() {
+                    let at = format!("{method} {} {status}", route.path);
+                    numbers(
+                        &doc,
+                        &content["schema"],
+                        &at,
+                        &mut BTreeSet::new(),
+                        &mut found,
+                        &mut released,
+                    );
+                }
+            }
+        }
+    }
+    assert!(operations >= 10, "only {operations} advertiser operations");
+    assert!(released, "no advertiser answer carries a released size");
+    let allowed: BTreeSet<&str> = OWN_NUMBERS.iter().map(|(field, _)| *field).collect();
+    let outside: Vec<&String> = found
+        .iter()
+        .filter(|f| !allowed.contains(f.as_str()))
+        .collect();
+    assert!(
+        outside.is_empty(),
+        "numbers an advertiser sees outside the release mechanism: {outside:?}"
+    );
+    // The walk reaches what it should: every allowed number is actually answered somewhere.
+    let unseen: Vec<&&str> = allowed.iter().filter(|f| !found.contains(**f)).collect();
+    assert!(
+        unseen.is_empty(),
+        "allowed numbers never seen (stale list?): {unseen:?}"
+    );
+}
