@@ -491,16 +491,12 @@ impl Engine {
         part_no: u32,
     ) -> Result<Result<SessionPart, Refused>, EngineError> {
         let inner = Arc::clone(&self.inner);
-        let matched = tokio::task::spawn_blocking(move || match_rows(&inner, body, format, region))
-            .await
-            .map_err(|_| EngineError::Worker)?;
+        let matched =
+            tokio::task::spawn_blocking(move || match_rows(&inner, body, format, region, part_no))
+                .await
+                .map_err(|_| EngineError::Worker)?;
         Ok(match matched {
-            Ok((counts, keys, matched)) => Ok(SessionPart {
-                part_no,
-                counts,
-                keys,
-                matched,
-            }),
+            Ok(part) => Ok(part),
             Err(MatchFailure::List(error)) => Err(Refused::BadList(list_error_code(&error))),
             Err(MatchFailure::Read(error)) => return Err(EngineError::Body(error)),
         })
@@ -658,7 +654,9 @@ impl Engine {
             keys.push(part.keys);
         }
         let audience_id = self.audience_id(session.audience_no);
-        Ok(Ok(self.commit(&session, counts, &keys, &audience_id).await?))
+        Ok(Ok(self
+            .commit(&session, counts, &keys, &audience_id)
+            .await?))
     }
 
     /// Queues a session's job; `keys` are its parts' key sets.
@@ -713,9 +711,7 @@ impl Engine {
         }
         let now = self.now();
         let shared = self.inner.read();
-        Ok(shared
-            .serving
-            .answer(account_id, &shared.index, now))
+        Ok(shared.serving.answer(account_id, &shared.index, now))
     }
 
     /// Memberships in the serving map (for reports).
@@ -752,13 +748,14 @@ fn list_error_code(error: &ListError) -> &'static str {
 }
 
 /// Reads every row, keys its digests and looks them up; returns the counts and the matched
-/// (account, primary contact digest) pairs, one per account per row.
+/// (account, primary contact digest) pairs, one per account per row, as part `part_no`.
 fn match_rows<R: Read>(
     inner: &Inner,
     body: R,
     format: UploadFormat,
     region: Region,
-) -> Result<(JobCounts, KeySetDigest, Vec<(AccountNo, KeyedDigest)>), MatchFailure> {
+    part_no: u32,
+) -> Result<SessionPart, MatchFailure> {
     let mut reader = UploadReader::new(body, format, region).map_err(|e| match e {
         ListError::Read { source, .. } => MatchFailure::Read(source),
         other => MatchFailure::List(other),
@@ -803,8 +800,9 @@ fn match_rows<R: Read>(
         }
     }
     let counts = reader.counts();
-    Ok((
-        JobCounts {
+    Ok(SessionPart {
+        part_no,
+        counts: JobCounts {
             rows_received: counts.rows_received,
             rows_accepted: counts.rows_accepted,
             rejected: counts
@@ -813,9 +811,9 @@ fn match_rows<R: Read>(
                 .map(|(reason, n)| (reason.code().to_owned(), n))
                 .collect(),
         },
-        keys.digest(&inner.releaser.key),
+        keys: keys.digest(&inner.releaser.key),
         matched,
-    ))
+    })
 }
 
 /// Applies queued jobs one at a time, in the order they were queued.
@@ -994,11 +992,22 @@ async fn run_job(inner: &Arc<Inner>, job_no: u64) -> Result<(), JobFailure> {
     // The new question's answer, drawn and charged now: it decides whether the new members
     // are targetable when they are published. If it cannot be had, the audience keeps its
     // previous decision until a view of it asks again.
-    let released = match &audience_id {
-        Some(id) => match inner.store.audience(job.advertiser_no, id, now).await {
-            Ok(Some(audience)) => inner.release(&audience).await.ok(),
-            _ => None,
-        },
+    let targetable = match &audience_id {
+        Some(id) => {
+            let released = match inner.store.audience(job.advertiser_no, id, now).await {
+                Ok(Some(audience)) => inner.release(&audience).await.map(Some),
+                Ok(None) => Ok(None),
+                Err(error) => Err(error.into()),
+            };
+            match released {
+                Ok(released) => released.map(|r| r.targetable),
+                // The job stands; its audience waits, untargeted, for a view to ask again.
+                Err(error) => {
+                    tracing::warn!(job_no, %error, "no size released after a job");
+                    Some(false)
+                }
+            }
+        }
         None => None,
     };
     // Staged in chunks, published at once, settled in chunks: answers see the old set or the
@@ -1006,10 +1015,8 @@ async fn run_job(inner: &Arc<Inner>, job_no: u64) -> Result<(), JobFailure> {
     {
         let mut shared = inner.write();
         shared.serving.begin();
-        if let Some(released) = released {
-            shared
-                .serving
-                .stage_targetable(job.audience_no, released.targetable);
+        if let Some(targetable) = targetable {
+            shared.serving.stage_targetable(job.audience_no, targetable);
         }
     }
     inner

@@ -25,8 +25,8 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
 pub mod advertising;
 mod clock;
-mod release;
 pub mod import;
+mod release;
 pub mod secret;
 mod serving;
 mod sharded;

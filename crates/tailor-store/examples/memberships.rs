@@ -13,8 +13,8 @@
 // A measuring tool reports on stdout.
 #![allow(clippy::print_stdout)]
 
-use tailor_core::release::{KeySetDigest, QueryDigest};
 use std::time::{Duration, Instant};
+use tailor_core::release::{KeySetDigest, QueryDigest};
 
 use jiff::Timestamp;
 use tailor_core::{
@@ -229,7 +229,8 @@ async fn measure(
     let matches = store.staged_matches(job_no).await?;
     let read = started.elapsed();
     let grants: Vec<Grant> = matches.iter().map(|(a, _)| grant(a.0)).collect();
-    let (applied, add, add_cpu) = timed(store.apply_job(job_no, grants, Vec::new(), QueryDigest::EMPTY, t0)).await;
+    let (applied, add, add_cpu) =
+        timed(store.apply_job(job_no, grants, Vec::new(), QueryDigest::EMPTY, t0)).await;
     let applied = applied?;
     println!(
         "put_session_part of {} matches: {}; staged_matches: {}",
@@ -261,7 +262,8 @@ async fn measure(
     .await?;
     let grants: Vec<Grant> = second.iter().map(|&a| grant(a)).collect();
     let t1 = t0 + Duration::from_secs(60);
-    let (applied, wall, cpu) = timed(store.apply_job(job_no, grants, Vec::new(), QueryDigest::EMPTY, t1)).await;
+    let (applied, wall, cpu) =
+        timed(store.apply_job(job_no, grants, Vec::new(), QueryDigest::EMPTY, t1)).await;
     let applied = applied?;
     println!(
         "apply_job replace, {} grants over 500,000 members ({} ended): {} (CPU {})",
@@ -284,7 +286,8 @@ async fn measure(
     )
     .await?;
     let grants: Vec<Grant> = million.iter().map(|&a| grant(a)).collect();
-    let (applied, wall, cpu) = timed(store.apply_job(job_no, grants, Vec::new(), QueryDigest::EMPTY, t1)).await;
+    let (applied, wall, cpu) =
+        timed(store.apply_job(job_no, grants, Vec::new(), QueryDigest::EMPTY, t1)).await;
     let applied = applied?;
     println!(
         "apply_job add, {} grants into an empty audience: {} (CPU {})",
@@ -305,7 +308,8 @@ async fn measure(
     )
     .await?;
     let grants: Vec<Grant> = million.iter().map(|&a| grant(a)).collect();
-    let (applied, wall, cpu) = timed(store.apply_job(job_no, grants, Vec::new(), QueryDigest::EMPTY, t1)).await;
+    let (applied, wall, cpu) =
+        timed(store.apply_job(job_no, grants, Vec::new(), QueryDigest::EMPTY, t1)).await;
     let applied = applied?;
     println!(
         "apply_job add, {} grants renewing current members: {} (CPU {})",

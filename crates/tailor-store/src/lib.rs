@@ -25,8 +25,8 @@ mod sqlite;
 
 pub use audience::{
     Advertiser, ApiKeyRecord, Applied, Audience, Charged, Grant, Job, JobCounts, JobOp, JobState,
-    Membership, MembershipChange, MembershipEvent, NewAdvertiser, NewAudience, NewJob,
-    NewRelease, Release, RevokeReason, SessionPart, StagedPart, UploadSession,
+    Membership, MembershipChange, MembershipEvent, NewAdvertiser, NewAudience, NewJob, NewRelease,
+    Release, RevokeReason, SessionPart, StagedPart, UploadSession,
 };
 pub use error::StoreError;
 pub use sqlite::SqliteStore;

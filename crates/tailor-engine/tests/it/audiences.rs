@@ -519,11 +519,19 @@ async fn serving_answers_follow_consent_at_once() {
         engine.serving_audiences(&chosen[2].id).await.unwrap(),
         std::slice::from_ref(&audience.id)
     );
-    let view = engine.audience(&advertiser, &audience.id).await.unwrap().unwrap();
+    let view = engine
+        .audience(&advertiser, &audience.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(view.status, "ready");
     clock.advance(3600 * i64::from(ReleaseConfig::default().refresh_hours));
     // Asked again after the refresh time: below the threshold of 2, so not served any more.
-    let view = engine.audience(&advertiser, &audience.id).await.unwrap().unwrap();
+    let view = engine
+        .audience(&advertiser, &audience.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(view.status, "too_small");
     assert!(
         engine

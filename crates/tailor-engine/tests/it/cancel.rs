@@ -11,8 +11,9 @@ use tailor_core::{AccountNo, KeyedDigest};
 use tailor_engine::{Engine, Limits, build_index};
 use tailor_store::{
     AccountChange, AccountState, AccountWrite, Advertiser, ApiKeyRecord, Applied, Audience,
-    Erasure, Grant, Job, JobOp, Membership, MembershipEvent, NewAdvertiser, NewAudience,
-    Charged, NewConsent, NewJob, NewRelease, RevokeReason, SessionPart, StagedPart, Store, StoreCounts, StoreError, UploadSession,
+    Charged, Erasure, Grant, Job, JobOp, Membership, MembershipEvent, NewAdvertiser, NewAudience,
+    NewConsent, NewJob, NewRelease, RevokeReason, SessionPart, StagedPart, Store, StoreCounts,
+    StoreError, UploadSession,
 };
 use tokio::sync::{Notify, mpsc};
 
@@ -251,7 +252,9 @@ impl Store for GatedStore {
         query: QueryDigest,
         now: Timestamp,
     ) -> Result<Applied, StoreError> {
-        self.inner.apply_job(job_no, grants, removals, query, now).await
+        self.inner
+            .apply_job(job_no, grants, removals, query, now)
+            .await
     }
 
     async fn charge_release(

@@ -106,7 +106,11 @@ async fn repeats_are_free_and_identical_and_changes_draw_fresh_noise() {
     replace(&engine, &acme, &audience.id, list(0..300, 0..0)).await;
     let first = size(&engine, &acme, &audience.id).await;
     assert!(first.targetable(), "{first:?}");
-    assert_eq!(spent(&engine, &acme).await, 1, "the job's answer is charged");
+    assert_eq!(
+        spent(&engine, &acme).await,
+        1,
+        "the job's answer is charged"
+    );
     // Asking again, and uploading the very same list again, is the same question: the same
     // answer, for free.
     assert_eq!(size(&engine, &acme, &audience.id).await, first);
@@ -140,7 +144,11 @@ async fn repeats_are_free_and_identical_and_changes_draw_fresh_noise() {
     // ...after it, the new data epoch draws fresh noise (and is charged).
     clock.advance(3600 * i64::from(ReleaseConfig::default().refresh_hours));
     let _after = size(&engine, &acme, &audience.id).await;
-    assert_eq!(spent(&engine, &acme).await, 7, "a new epoch is a new question");
+    assert_eq!(
+        spent(&engine, &acme).await,
+        7,
+        "a new epoch is a new question"
+    );
     // Asked again in the same epoch: free.
     let _ = size(&engine, &acme, &audience.id).await;
     assert_eq!(spent(&engine, &acme).await, 7);

@@ -15,9 +15,9 @@ use tailor_engine::{Engine, Limits, SystemClock};
 use tailor_server::{AppState, Tokens, router};
 use tailor_store::{
     AccountChange, AccountState, AccountWrite, Advertiser, ApiKeyRecord, Applied, Audience,
-    Erasure, Grant, Job, JobOp, Membership, MembershipEvent, NewAdvertiser, NewAudience,
-    Charged, NewConsent, NewJob, NewRelease, RevokeReason, SessionPart, StagedPart, SqliteStore, Store, StoreCounts, StoreError,
-    UploadSession,
+    Charged, Erasure, Grant, Job, JobOp, Membership, MembershipEvent, NewAdvertiser, NewAudience,
+    NewConsent, NewJob, NewRelease, RevokeReason, SessionPart, SqliteStore, StagedPart, Store,
+    StoreCounts, StoreError, UploadSession,
 };
 
 use crate::support::{ADMIN, ALICE, COMPLIANCE, SERVING, Scratch, call, key};
@@ -278,7 +278,9 @@ impl Store for Flaky {
         query: QueryDigest,
         now: Timestamp,
     ) -> Result<Applied, StoreError> {
-        self.inner.apply_job(job_no, grants, removals, query, now).await
+        self.inner
+            .apply_job(job_no, grants, removals, query, now)
+            .await
     }
 
     async fn charge_release(

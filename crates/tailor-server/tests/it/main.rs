@@ -7,6 +7,7 @@
 mod access;
 mod account;
 mod advertisers;
+mod attacks;
 mod audiences;
 mod auth;
 mod failure;

@@ -65,7 +65,13 @@ fn key_hash(seed: u8) -> [u8; 32] {
     [seed; 32]
 }
 
-pub(super) async fn advertiser<S: Store>(store: &S, check: &str, id: &str, key: u8, now: i64) -> Advertiser {
+pub(super) async fn advertiser<S: Store>(
+    store: &S,
+    check: &str,
+    id: &str,
+    key: u8,
+    now: i64,
+) -> Advertiser {
     let new = NewAdvertiser {
         advertiser_id: id.to_owned(),
         name: format!("{id} name"),
@@ -255,11 +261,18 @@ pub(super) async fn apply<S: Store>(
     ok(
         check,
         "apply_job",
-        store.apply_job(job.no, grants, removals, query_of(job.no), t(now)).await,
+        store
+            .apply_job(job.no, grants, removals, query_of(job.no), t(now))
+            .await,
     )
 }
 
-pub(super) async fn members<S: Store>(store: &S, check: &str, audience_no: u32, now: i64) -> Vec<u32> {
+pub(super) async fn members<S: Store>(
+    store: &S,
+    check: &str,
+    audience_no: u32,
+    now: i64,
+) -> Vec<u32> {
     ok(
         check,
         "audience_members",
@@ -1178,7 +1191,13 @@ async fn job_states<S: Store>(store: S) {
         CHECK,
         "applying a failed job",
         store
-            .apply_job(second.no, Vec::new(), vec![AccountNo(2)], query_of(second.no), t(T0 + 13))
+            .apply_job(
+                second.no,
+                Vec::new(),
+                vec![AccountNo(2)],
+                query_of(second.no),
+                t(T0 + 13),
+            )
             .await,
     );
     assert_eq!(
@@ -1211,7 +1230,13 @@ async fn job_states<S: Store>(store: S) {
         CHECK,
         "applying twice",
         store
-            .apply_job(first.no, vec![grant(1, 2)], Vec::new(), query_of(first.no), t(T0 + 15))
+            .apply_job(
+                first.no,
+                vec![grant(1, 2)],
+                Vec::new(),
+                query_of(first.no),
+                t(T0 + 15),
+            )
             .await,
     );
     conflict(
@@ -1377,7 +1402,13 @@ async fn add_remove_replace<S: Store>(store: S) {
         CHECK,
         "grants for a remove job",
         store
-            .apply_job(job3.no, vec![grant(9, 1)], Vec::new(), query_of(job3.no), t(t3))
+            .apply_job(
+                job3.no,
+                vec![grant(9, 1)],
+                Vec::new(),
+                query_of(job3.no),
+                t(t3),
+            )
             .await,
     );
     let applied = apply(
@@ -1410,7 +1441,13 @@ async fn add_remove_replace<S: Store>(store: S) {
         CHECK,
         "removals for a replace job",
         store
-            .apply_job(job4.no, Vec::new(), vec![AccountNo(1)], query_of(job4.no), t(t4))
+            .apply_job(
+                job4.no,
+                Vec::new(),
+                vec![AccountNo(1)],
+                query_of(job4.no),
+                t(t4),
+            )
             .await,
     );
     let (g3c, g5) = (grant(3, 6), grant(5, 7));
@@ -1959,7 +1996,13 @@ async fn audience_deletion<S: Store>(store: S) {
         CHECK,
         "applying a job of a deleted audience",
         store
-            .apply_job(queued.no, vec![grant(3, 1)], Vec::new(), query_of(queued.no), t(now))
+            .apply_job(
+                queued.no,
+                vec![grant(3, 1)],
+                Vec::new(),
+                query_of(queued.no),
+                t(now),
+            )
             .await,
     );
     assert_eq!(
@@ -2080,7 +2123,11 @@ async fn big_apply_is_whole<S: Store>(store: Arc<S>) {
         let store = Arc::clone(&store);
         let grants = grants.clone();
         let job = job.clone();
-        tokio::spawn(async move { store.apply_job(job.no, grants, Vec::new(), query_of(job.no), t(T0 + 1)).await })
+        tokio::spawn(async move {
+            store
+                .apply_job(job.no, grants, Vec::new(), query_of(job.no), t(T0 + 1))
+                .await
+        })
     };
     let mut seen = BTreeMap::new();
     loop {

@@ -23,7 +23,9 @@ async fn reread<S: Store>(store: &S, check: &str, aud: &Audience, now: i64) -> A
     ok(
         check,
         "audience",
-        store.audience(aud.advertiser_no, &aud.audience_id, t(now)).await,
+        store
+            .audience(aud.advertiser_no, &aud.audience_id, t(now))
+            .await,
     )
     .unwrap_or_else(|| panic!("{check}: audience {} is gone", aud.audience_id))
 }
@@ -61,8 +63,15 @@ async fn queries_and_epochs<S: Store>(store: S) {
     let grants = vec![grant(erased.0, 1), grant(20, 2), grant(21, 3), grant(22, 4)];
     apply(&store, CHECK, &job, grants, Vec::new(), T0 + 2).await;
     let after_job = reread(&store, CHECK, &aud, T0 + 3).await;
-    assert_eq!(after_job.query, query_of(job.no), "{CHECK}: the job's query");
-    assert!(after_job.epoch > 0, "{CHECK}: a job that grants moves the epoch");
+    assert_eq!(
+        after_job.query,
+        query_of(job.no),
+        "{CHECK}: the job's query"
+    );
+    assert!(
+        after_job.epoch > 0,
+        "{CHECK}: a job that grants moves the epoch"
+    );
     let other_before = reread(&store, CHECK, &other, T0 + 3).await;
     assert_eq!(other_before.epoch, 0, "{CHECK}: another audience's epoch");
 
@@ -71,7 +80,11 @@ async fn queries_and_epochs<S: Store>(store: S) {
         CHECK,
         "revoke",
         store
-            .revoke(vec![(other.no, AccountNo(20))], RevokeReason::Ineligible, t(T0 + 4))
+            .revoke(
+                vec![(other.no, AccountNo(20))],
+                RevokeReason::Ineligible,
+                t(T0 + 4),
+            )
             .await,
     );
     assert_eq!(
@@ -85,15 +98,29 @@ async fn queries_and_epochs<S: Store>(store: S) {
         CHECK,
         "revoke",
         store
-            .revoke(vec![(aud.no, AccountNo(20))], RevokeReason::Ineligible, t(T0 + 5))
+            .revoke(
+                vec![(aud.no, AccountNo(20))],
+                RevokeReason::Ineligible,
+                t(T0 + 5),
+            )
             .await,
     );
     let after_revoke = reread(&store, CHECK, &aud, T0 + 5).await;
-    assert!(after_revoke.epoch > after_job.epoch, "{CHECK}: a revocation moves the epoch");
-    assert_eq!(after_revoke.query, after_job.query, "{CHECK}: and keeps the query");
+    assert!(
+        after_revoke.epoch > after_job.epoch,
+        "{CHECK}: a revocation moves the epoch"
+    );
+    assert_eq!(
+        after_revoke.query, after_job.query,
+        "{CHECK}: and keeps the query"
+    );
 
     // Erasure.
-    ok(CHECK, "erase_account", store.erase_account("erased", t(T0 + 6)).await);
+    ok(
+        CHECK,
+        "erase_account",
+        store.erase_account("erased", t(T0 + 6)).await,
+    );
     let after_erasure = reread(&store, CHECK, &aud, T0 + 6).await;
     assert!(
         after_erasure.epoch > after_revoke.epoch,
@@ -102,7 +129,11 @@ async fn queries_and_epochs<S: Store>(store: S) {
 
     // Expiry (the audience keeps members one day).
     let later = T0 + 2 + DAY;
-    let expired = ok(CHECK, "expire_memberships", store.expire_memberships(t(later)).await);
+    let expired = ok(
+        CHECK,
+        "expire_memberships",
+        store.expire_memberships(t(later)).await,
+    );
     assert_eq!(expired.len(), 2, "{CHECK}: the two members left expire");
     let after_expiry = reread(&store, CHECK, &aud, later).await;
     assert!(
@@ -172,9 +203,15 @@ async fn release_ledger<S: Store>(store: S) {
     let charged = ok(
         CHECK,
         "charge_release",
-        store.charge_release(charge_of(&a.entity, a.no, first), &config).await,
+        store
+            .charge_release(charge_of(&a.entity, a.no, first), &config)
+            .await,
     );
-    assert_eq!(charged, Charged::Recorded(first), "{CHECK}: the first release");
+    assert_eq!(
+        charged,
+        Charged::Recorded(first),
+        "{CHECK}: the first release"
+    );
     assert_eq!(
         reread(&store, CHECK, &aud, T0 + 11 * SECOND).await.released,
         Some(first),
@@ -191,10 +228,16 @@ async fn release_ledger<S: Store>(store: S) {
     let charged = ok(
         CHECK,
         "charge_release",
-        store.charge_release(charge_of(&a.entity, a.no, again), &config).await,
+        store
+            .charge_release(charge_of(&a.entity, a.no, again), &config)
+            .await,
     );
     assert_eq!(charged, Charged::Cached(first), "{CHECK}: a repeat");
-    let charges = ok(CHECK, "entity_charges", store.entity_charges(&a.entity, t(T0)).await);
+    let charges = ok(
+        CHECK,
+        "entity_charges",
+        store.entity_charges(&a.entity, t(T0)).await,
+    );
     assert_eq!(
         charges,
         vec![(first.at, config.epsilon)],
@@ -203,12 +246,24 @@ async fn release_ledger<S: Store>(store: S) {
 
     // Nine more questions (new epochs) of the same entity, one through its twin advertiser.
     for i in 1..per_period {
-        let (who, on) = if i == 5 { (&twin, &twin_aud) } else { (&a, &aud) };
-        let next = release(on, aud.query, aud.epoch + i, 1000 + i, T0 + (20 + i as i64) * SECOND);
+        let (who, on) = if i == 5 {
+            (&twin, &twin_aud)
+        } else {
+            (&a, &aud)
+        };
+        let next = release(
+            on,
+            aud.query,
+            aud.epoch + i,
+            1000 + i,
+            T0 + (20 + i as i64) * SECOND,
+        );
         let charged = ok(
             CHECK,
             "charge_release",
-            store.charge_release(charge_of(&who.entity, who.no, next), &config).await,
+            store
+                .charge_release(charge_of(&who.entity, who.no, next), &config)
+                .await,
         );
         assert_eq!(charged, Charged::Recorded(next), "{CHECK}: release {i}");
     }
@@ -219,7 +274,9 @@ async fn release_ledger<S: Store>(store: S) {
         let charged = ok(
             CHECK,
             "charge_release",
-            store.charge_release(charge_of(&who.entity, who.no, over), &config).await,
+            store
+                .charge_release(charge_of(&who.entity, who.no, over), &config)
+                .await,
         );
         assert_eq!(charged, Charged::Refused { until }, "{CHECK}: over budget");
     }
@@ -227,25 +284,43 @@ async fn release_ledger<S: Store>(store: S) {
     let charged = ok(
         CHECK,
         "charge_release",
-        store.charge_release(charge_of(&a.entity, a.no, again), &config).await,
+        store
+            .charge_release(charge_of(&a.entity, a.no, again), &config)
+            .await,
     );
-    assert_eq!(charged, Charged::Cached(first), "{CHECK}: a repeat when spent");
+    assert_eq!(
+        charged,
+        Charged::Cached(first),
+        "{CHECK}: a repeat when spent"
+    );
     // Another entity has its own budget.
     let theirs = release(&b_aud, QueryDigest::EMPTY, 0, 300, T0 + 100 * SECOND);
     let charged = ok(
         CHECK,
         "charge_release",
-        store.charge_release(charge_of(&b.entity, b.no, theirs), &config).await,
+        store
+            .charge_release(charge_of(&b.entity, b.no, theirs), &config)
+            .await,
     );
-    assert_eq!(charged, Charged::Recorded(theirs), "{CHECK}: another entity");
+    assert_eq!(
+        charged,
+        Charged::Recorded(theirs),
+        "{CHECK}: another entity"
+    );
 
     // Deleting the audience gives nothing back.
     ok(
         CHECK,
         "delete_audience",
-        store.delete_audience(a.no, &aud.audience_id, t(T0 + 200 * SECOND)).await,
+        store
+            .delete_audience(a.no, &aud.audience_id, t(T0 + 200 * SECOND))
+            .await,
     );
-    let charges = ok(CHECK, "entity_charges", store.entity_charges(&a.entity, t(T0)).await);
+    let charges = ok(
+        CHECK,
+        "entity_charges",
+        store.entity_charges(&a.entity, t(T0)).await,
+    );
     assert_eq!(
         charges.len() as u64,
         per_period,
@@ -255,13 +330,25 @@ async fn release_ledger<S: Store>(store: S) {
     assert_eq!(Epsilon::from_micros(total), config.budget, "{CHECK}: spent");
 
     // Once the first release leaves the window, one more fits.
-    let later = release(&twin_aud, QueryDigest::EMPTY, 0, 700, until.as_microsecond() + 1);
+    let later = release(
+        &twin_aud,
+        QueryDigest::EMPTY,
+        0,
+        700,
+        until.as_microsecond() + 1,
+    );
     let charged = ok(
         CHECK,
         "charge_release",
-        store.charge_release(charge_of(&twin.entity, twin.no, later), &config).await,
+        store
+            .charge_release(charge_of(&twin.entity, twin.no, later), &config)
+            .await,
     );
-    assert_eq!(charged, Charged::Recorded(later), "{CHECK}: after the window");
+    assert_eq!(
+        charged,
+        Charged::Recorded(later),
+        "{CHECK}: after the window"
+    );
 
     // An unavailable size is not a release.
     let unavailable = Release {

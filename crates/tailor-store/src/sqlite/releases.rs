@@ -19,9 +19,9 @@ fn encode_size(size: ReleasedSize) -> Result<String, StoreError> {
     match size {
         ReleasedSize::BelowThreshold { .. } => Ok("below_threshold".to_owned()),
         ReleasedSize::Approximate { approximate } => Ok(approximate.to_string()),
-        ReleasedSize::Unavailable { .. } => Err(StoreError::Conflict(
-            "an unavailable size is not a release",
-        )),
+        ReleasedSize::Unavailable { .. } => {
+            Err(StoreError::Conflict("an unavailable size is not a release"))
+        }
     }
 }
 

@@ -198,19 +198,37 @@ async fn membership_counters_follow_every_change() {
     // Renewals, a replace, a remove.
     let j = job(&store, "x-renew", &x, JobOp::Add, &[]).await;
     store
-        .apply_job(j.no, (20..=40).map(grant).collect(), Vec::new(), QUERY, t(300))
+        .apply_job(
+            j.no,
+            (20..=40).map(grant).collect(),
+            Vec::new(),
+            QUERY,
+            t(300),
+        )
         .await
         .unwrap();
     assert_counters_match(&dir);
     let j = job(&store, "x-replace", &x, JobOp::Replace, &[]).await;
     store
-        .apply_job(j.no, (10..=25).map(grant).collect(), Vec::new(), QUERY, t(400))
+        .apply_job(
+            j.no,
+            (10..=25).map(grant).collect(),
+            Vec::new(),
+            QUERY,
+            t(400),
+        )
         .await
         .unwrap();
     assert_counters_match(&dir);
     let j = job(&store, "z-remove", &z, JobOp::Remove, &[]).await;
     store
-        .apply_job(j.no, Vec::new(), (1..=5).map(AccountNo).collect(), QUERY, t(500))
+        .apply_job(
+            j.no,
+            Vec::new(),
+            (1..=5).map(AccountNo).collect(),
+            QUERY,
+            t(500),
+        )
         .await
         .unwrap();
     assert_counters_match(&dir);
