@@ -17,6 +17,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod accounts;
 mod advertisers;
 mod hash;
+mod log;
 mod policy;
 mod runtime;
 mod serve;
@@ -39,6 +40,8 @@ enum Command {
     #[command(subcommand)]
     Advertisers(advertisers::AdvertisersCommand),
     #[command(subcommand)]
+    Log(log::LogCommand),
+    #[command(subcommand)]
     Policy(policy::PolicyCommand),
     #[command(subcommand)]
     Tokens(tokens::TokensCommand),
@@ -51,6 +54,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Accounts(command) => accounts::run(command),
         Command::Advertisers(command) => advertisers::run(command),
+        Command::Log(command) => log::run(command),
         Command::Policy(command) => policy::run(command),
         Command::Tokens(command) => tokens::run(command),
     };

@@ -18,6 +18,7 @@ pub mod identifier;
 pub mod index;
 pub mod keyed;
 pub mod policy;
+pub mod processing;
 pub mod purpose;
 pub mod reject;
 pub mod release;

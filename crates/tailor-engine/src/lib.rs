@@ -24,6 +24,7 @@ use tailor_store::{AccountChange, AccountState, NewContact, Store, StoreError};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
 pub mod advertising;
+pub mod audit;
 mod clock;
 pub mod import;
 mod release;
@@ -130,6 +131,8 @@ struct Inner {
     /// Held across a store write and its index update, so that index updates happen in the
     /// order the store committed them.
     writer: tokio::sync::Mutex<()>,
+    /// The key log checkpoints are signed with, once given ([`Engine::sign_log_with`]).
+    log_key: std::sync::OnceLock<tailor_log::SigningKey>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -225,7 +228,11 @@ impl Engine {
             jobs,
             settle,
             writer: tokio::sync::Mutex::new(()),
+            log_key: std::sync::OnceLock::new(),
         });
+        // The policy in force is in the log before anything is decided under it.
+        let version = inner.read().policy.version();
+        inner.store.log_policy(version, now).await?;
         // Memberships the index no longer supports (a policy change while stopped) end now.
         inner.revoke_unsupported(now).await?;
         inner.sweep().await?;
@@ -247,6 +254,24 @@ impl Engine {
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.inner.store
+    }
+
+    /// Signs log checkpoints with `key` from now on (every sweep, and on request). Only the
+    /// first key given is used.
+    pub fn sign_log_with(&self, key: tailor_log::SigningKey) {
+        let _ = self.inner.log_key.set(key);
+    }
+
+    /// A signed checkpoint of the log as it is now (stored, so that `tailor log verify` checks
+    /// it later); `None` without a signing key.
+    pub async fn log_checkpoint(&self) -> Result<Option<String>, EngineError> {
+        let Some(key) = self.inner.log_key.get() else {
+            return Ok(None);
+        };
+        // One store write: a caller that stops waiting leaves it done or not done.
+        audit::checkpoint(self.inner.store.as_ref(), key, self.now())
+            .await
+            .map(Some)
     }
 
     pub fn key(&self) -> &IndexKey {
@@ -513,6 +538,7 @@ impl Engine {
             let _writing = inner.writer.lock().await;
             let now = inner.clock.now();
             let index = build_index(inner.store.as_ref(), &policy, now).await?;
+            inner.store.log_policy(policy.version(), now).await?;
             {
                 let mut shared = inner.write();
                 shared.policy = Arc::new(policy);
@@ -671,6 +697,12 @@ impl Inner {
         })
         .await;
         self.store.expire_sessions(now).await?;
+        if let Some(key) = self.log_key.get() {
+            // A failed checkpoint is tried again at the next sweep; the entries are safe.
+            if let Err(error) = audit::checkpoint(self.store.as_ref(), key, now).await {
+                tracing::warn!(%error, "no log checkpoint signed");
+            }
+        }
         Ok(())
     }
 

@@ -84,7 +84,8 @@ pub(crate) async fn require(
     match (gate.access, caller) {
         (Access::Public, _)
         | (Access::Admin, Caller::Role(Role::Admin))
-        | (Access::Serving, Caller::Role(Role::Serving)) => next.run(request).await,
+        | (Access::Serving, Caller::Role(Role::Serving))
+        | (Access::Compliance, Caller::Role(Role::Compliance)) => next.run(request).await,
         (Access::Advertiser, Caller::Advertiser(advertiser)) => {
             request
                 .extensions_mut()

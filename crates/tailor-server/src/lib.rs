@@ -18,6 +18,7 @@ mod admin;
 mod advertisers;
 mod audiences;
 mod auth;
+mod compliance;
 pub mod config;
 mod error;
 mod health;

@@ -40,6 +40,7 @@ use crate::routes::{self, Access};
         (name = "audiences", description = "An advertiser's audiences and jobs (advertiser API key)"),
         (name = "uploads", description = "An advertiser's list uploads, in one request or an upload session (advertiser API key)"),
         (name = "serving", description = "Ad serving: the audiences of an account (serving token)"),
+        (name = "compliance", description = "The accountability log: checkpoints, entries and proofs (compliance token)"),
     )
 )]
 struct ApiDoc;
@@ -57,6 +58,10 @@ fn scheme_description(access: Access) -> &'static str {
         Access::Serving => {
             "The serving token (`TAILOR_SERVING_TOKEN`, or generated at first start and shown \
              once)"
+        }
+        Access::Compliance => {
+            "The compliance token (`TAILOR_COMPLIANCE_TOKEN`, or generated at first start and \
+             shown once)"
         }
         Access::Public => "",
     }

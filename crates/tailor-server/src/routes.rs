@@ -15,7 +15,7 @@ use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 use utoipa_axum::routes;
 
 use crate::state::AppState;
-use crate::{admin, advertisers, audiences, health, openapi, serving, uploads};
+use crate::{admin, advertisers, audiences, compliance, health, openapi, serving, uploads};
 
 /// Who may call a route.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -28,6 +28,8 @@ pub enum Access {
     Advertiser,
     /// Ad serving, with the serving token.
     Serving,
+    /// Privacy and compliance (audits, the accountability log), with the compliance token.
+    Compliance,
 }
 
 impl Access {
@@ -38,6 +40,7 @@ impl Access {
             Self::Admin => Some("admin_token"),
             Self::Advertiser => Some("advertiser_key"),
             Self::Serving => Some("serving_token"),
+            Self::Compliance => Some("compliance_token"),
         }
     }
 }
@@ -127,6 +130,22 @@ pub const ROUTES: &[Route] = &[
         Access::Serving,
     ),
     route("/v1/serving/audiences:batch", &["POST"], Access::Serving),
+    route(
+        "/v1/compliance/log/checkpoint",
+        &["GET"],
+        Access::Compliance,
+    ),
+    route(
+        "/v1/compliance/log/proof/inclusion",
+        &["GET"],
+        Access::Compliance,
+    ),
+    route(
+        "/v1/compliance/log/proof/consistency",
+        &["GET"],
+        Access::Compliance,
+    ),
+    route("/v1/compliance/log/entries", &["GET"], Access::Compliance),
 ];
 
 /// The entry of a matched template.
@@ -197,10 +216,16 @@ pub(crate) fn groups(limits: Limits) -> Vec<(Access, OpenApiRouter<AppState>)> {
             routes!(serving::batch),
             DefaultBodyLimit::max(MAX_BATCH_BYTES),
         ));
+    let compliance = OpenApiRouter::new()
+        .routes(routes!(compliance::checkpoint))
+        .routes(routes!(compliance::inclusion))
+        .routes(routes!(compliance::consistency))
+        .routes(routes!(compliance::entries));
     vec![
         (Access::Public, public),
         (Access::Admin, admin),
         (Access::Advertiser, advertiser),
         (Access::Serving, serving),
+        (Access::Compliance, compliance),
     ]
 }

@@ -49,6 +49,7 @@ pub struct Server {
     release: ReleaseConfig,
     origins: Vec<(Role, TokenOrigin)>,
     secret_source: SecretSource,
+    log_key: tailor_log::SigningKey,
 }
 
 impl std::fmt::Debug for Server {
@@ -71,6 +72,7 @@ impl Server {
             &config.data_dir,
             config.secret_key.as_deref().map(String::as_str),
         )?;
+        let log_key = tailor_engine::audit::load_log_key(&config.data_dir)?;
         let listener =
             TcpListener::bind(&config.listen)
                 .await
@@ -93,6 +95,7 @@ impl Server {
             release: config.release,
             origins,
             secret_source,
+            log_key,
         })
     }
 
@@ -131,6 +134,7 @@ impl Server {
             policy,
             limits,
             release,
+            log_key,
             ..
         } = self;
         tracing::info!(%addr, "listening");
@@ -144,7 +148,10 @@ impl Server {
                     Engine::open_with(store, key, policy, Arc::new(SystemClock), limits, release)
                         .await;
                 let engine = match opened {
-                    Ok(engine) => Arc::new(engine),
+                    Ok(engine) => {
+                        engine.sign_log_with(log_key);
+                        Arc::new(engine)
+                    }
                     Err(error) => {
                         tracing::error!(error = %error, "building the index failed");
                         failed.notify_one();

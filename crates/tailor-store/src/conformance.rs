@@ -9,6 +9,7 @@
 //! their history) are in the `audiences` submodule.
 
 mod audiences;
+mod log;
 mod releases;
 
 use std::collections::BTreeSet;
@@ -49,6 +50,7 @@ where
     concurrent_writers(Arc::new(fresh().await)).await;
     audiences::run(&fresh).await;
     releases::run(&fresh).await;
+    log::run(&fresh).await;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -15,12 +15,13 @@ use jiff::Timestamp;
 use tailor_core::release::{Epsilon, QueryDigest, ReleaseConfig};
 use tailor_core::{
     AccountNo, AccountRegion, ConsentEvent, ConsentSource, ConsentState, ContactDigests,
-    ContactKind, Context, KeyedDigest, Purpose,
+    ContactKind, Context, KeyedDigest, PolicyVersion, Purpose,
 };
 
 pub mod audience;
 pub mod conformance;
 mod error;
+pub mod log;
 mod sqlite;
 
 pub use audience::{
@@ -402,6 +403,25 @@ pub trait Store: Send + Sync + 'static {
         audience_no: Option<u32>,
         account: Option<AccountNo>,
     ) -> Result<Vec<MembershipEvent>, StoreError>;
+
+    // The accountability log. Entries are appended by the writes themselves, in their own
+    // transactions (see [`log`]).
+
+    /// How many entries the log holds.
+    async fn log_size(&self) -> Result<u64, StoreError>;
+
+    /// Entries `start..end` of the log (clipped to its size), in order.
+    async fn log_entries(&self, start: u64, end: u64) -> Result<Vec<log::StoredEntry>, StoreError>;
+
+    /// Records that a policy took effect (an entry, unless it is already the last one logged).
+    async fn log_policy(&self, version: PolicyVersion, now: Timestamp) -> Result<(), StoreError>;
+
+    /// Stores a signed checkpoint; one per size (the same note again is accepted, another is
+    /// a [`StoreError::Conflict`]).
+    async fn add_checkpoint(&self, checkpoint: log::StoredCheckpoint) -> Result<(), StoreError>;
+
+    /// Every stored checkpoint, by size.
+    async fn checkpoints(&self) -> Result<Vec<log::StoredCheckpoint>, StoreError>;
 
     /// Counts of stored rows, for health and reports.
     async fn counts(&self) -> Result<StoreCounts, StoreError>;

@@ -16,6 +16,7 @@ mod advertisers;
 mod audiences;
 mod checkpoint;
 mod counters;
+mod log;
 mod memberships;
 mod packing;
 mod releases;
@@ -33,7 +34,7 @@ use jiff::Timestamp;
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 use tokio::sync::mpsc;
 
-use tailor_core::{AccountNo, KeyedDigest};
+use tailor_core::{AccountNo, KeyedDigest, PolicyVersion};
 
 use self::audiences::NewSession;
 use self::checkpoint::Checkpointer;
@@ -139,6 +140,7 @@ impl SqliteStore {
             let mut tally = Tally::default();
             let out = work(&tx, &mut tally)?;
             tally.apply(&tx)?;
+            tally.journal.append(&tx)?;
             tx.commit().db()?;
             Ok(out)
         })
@@ -258,8 +260,14 @@ impl Store for SqliteStore {
         if writes.is_empty() {
             return Ok(Vec::new());
         }
-        self.write(move |tx, tally| write::write_accounts(tx, tally, writes, now))
-            .await
+        self.write(move |tx, tally| {
+            let changes = write::write_accounts(tx, tally, writes, now)?;
+            for change in &changes {
+                log::account_changed(tx, &mut tally.journal, change, now)?;
+            }
+            Ok(changes)
+        })
+        .await
     }
 
     async fn append_consent(
@@ -269,8 +277,14 @@ impl Store for SqliteStore {
         now: Timestamp,
     ) -> Result<Option<AccountChange>, StoreError> {
         let account_id = account_id.to_owned();
-        self.write(move |tx, tally| write::append_consent(tx, tally, &account_id, consent, now))
-            .await
+        self.write(move |tx, tally| {
+            let change = write::append_consent(tx, tally, &account_id, consent, now)?;
+            if let Some(change) = &change {
+                log::account_changed(tx, &mut tally.journal, change, now)?;
+            }
+            Ok(change)
+        })
+        .await
     }
 
     async fn erase_account(
@@ -279,8 +293,23 @@ impl Store for SqliteStore {
         now: Timestamp,
     ) -> Result<Option<Erasure>, StoreError> {
         let account_id = account_id.to_owned();
-        self.write(move |tx, tally| write::erase_account(tx, tally, &account_id, now))
-            .await
+        self.write(move |tx, tally| {
+            let erasure = write::erase_account(tx, tally, &account_id, now)?;
+            if let Some(erasure) = &erasure {
+                let account_no = erasure.erased.no.0;
+                let key = log::account_key(tx, account_no)?;
+                tally.journal.record(
+                    now,
+                    crate::log::LogEvent::Erasure {
+                        account: key.account(),
+                        memberships_ended: erasure.memberships,
+                    },
+                );
+                log::forget_account_key(tx, account_no)?;
+            }
+            Ok(erasure)
+        })
+        .await
     }
 
     async fn account(&self, account_id: &str) -> Result<Option<AccountState>, StoreError> {
@@ -327,8 +356,18 @@ impl Store for SqliteStore {
         new: NewAdvertiser,
         now: Timestamp,
     ) -> Result<Advertiser, StoreError> {
-        self.write(move |tx, tally| advertisers::create_advertiser(tx, tally, new, now))
-            .await
+        self.write(move |tx, tally| {
+            let advertiser = advertisers::create_advertiser(tx, tally, new, now)?;
+            tally.journal.record(
+                now,
+                crate::log::LogEvent::AdvertiserCreated {
+                    advertiser_id: advertiser.advertiser_id.clone(),
+                    entity: advertiser.entity.clone(),
+                },
+            );
+            Ok(advertiser)
+        })
+        .await
     }
 
     async fn advertiser(&self, advertiser_id: &str) -> Result<Option<Advertiser>, StoreError> {
@@ -417,7 +456,17 @@ impl Store for SqliteStore {
     ) -> Result<Option<Applied>, StoreError> {
         let audience_id = audience_id.to_owned();
         self.write(move |tx, tally| {
-            audiences::delete_audience(tx, tally, advertiser_no, &audience_id, now)
+            let deleted = audiences::delete_audience(tx, tally, advertiser_no, &audience_id, now)?;
+            if let Some(applied) = &deleted {
+                tally.journal.record(
+                    now,
+                    crate::log::LogEvent::AudienceDeleted {
+                        audience_id: audience_id.clone(),
+                        ended: applied.revoked.len() as u64,
+                    },
+                );
+            }
+            Ok(deleted)
         })
         .await
     }
@@ -576,8 +625,25 @@ impl Store for SqliteStore {
         &self,
         now: Timestamp,
     ) -> Result<Vec<(u32, AccountNo)>, StoreError> {
-        self.write(move |tx, tally| memberships::expire_memberships(tx, tally, now))
-            .await
+        self.write(move |tx, tally| {
+            let expired = memberships::expire_memberships(tx, tally, now)?;
+            let mut by_audience: std::collections::BTreeMap<u32, u64> = Default::default();
+            for &(audience_no, _) in &expired {
+                *by_audience.entry(audience_no).or_default() += 1;
+            }
+            for (audience_no, n) in by_audience {
+                let audience_id = log::audience_id(tx, audience_no)?;
+                tally.journal.record(
+                    now,
+                    crate::log::LogEvent::MembershipsExpired {
+                        audience_id,
+                        expired: n,
+                    },
+                );
+            }
+            Ok(expired)
+        })
+        .await
     }
 
     async fn audience_members(
@@ -630,6 +696,35 @@ impl Store for SqliteStore {
             Ok(counts)
         })
         .await
+    }
+
+    async fn log_size(&self) -> Result<u64, StoreError> {
+        self.read(|tx| log::size(tx)).await
+    }
+
+    async fn log_entries(
+        &self,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<crate::log::StoredEntry>, StoreError> {
+        self.read(move |tx| log::entries(tx, start, end)).await
+    }
+
+    async fn log_policy(&self, version: PolicyVersion, now: Timestamp) -> Result<(), StoreError> {
+        self.write(move |tx, tally| log::policy(tx, &mut tally.journal, version, now))
+            .await
+    }
+
+    async fn add_checkpoint(
+        &self,
+        checkpoint: crate::log::StoredCheckpoint,
+    ) -> Result<(), StoreError> {
+        self.write(move |tx, _| log::add_checkpoint(tx, &checkpoint))
+            .await
+    }
+
+    async fn checkpoints(&self) -> Result<Vec<crate::log::StoredCheckpoint>, StoreError> {
+        self.read(|tx| log::checkpoints(tx)).await
     }
 
     async fn meta(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {

@@ -7,8 +7,9 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 use tailor_core::Policy;
 use tailor_core::release::{Epsilon, QueryDigest, ReleaseConfig};
-use tailor_core::{AccountNo, KeyedDigest};
+use tailor_core::{AccountNo, KeyedDigest, PolicyVersion};
 use tailor_engine::{Engine, Limits, build_index};
+use tailor_store::log::{StoredCheckpoint, StoredEntry};
 use tailor_store::{
     AccountChange, AccountState, AccountWrite, Advertiser, ApiKeyRecord, Applied, Audience,
     Charged, Erasure, Grant, Job, JobOp, Membership, MembershipEvent, NewAdvertiser, NewAudience,
@@ -327,6 +328,26 @@ impl Store for GatedStore {
 
     async fn counts(&self) -> Result<StoreCounts, StoreError> {
         self.inner.counts().await
+    }
+
+    async fn log_size(&self) -> Result<u64, StoreError> {
+        self.inner.log_size().await
+    }
+
+    async fn log_entries(&self, start: u64, end: u64) -> Result<Vec<StoredEntry>, StoreError> {
+        self.inner.log_entries(start, end).await
+    }
+
+    async fn log_policy(&self, version: PolicyVersion, now: Timestamp) -> Result<(), StoreError> {
+        self.inner.log_policy(version, now).await
+    }
+
+    async fn add_checkpoint(&self, checkpoint: StoredCheckpoint) -> Result<(), StoreError> {
+        self.inner.add_checkpoint(checkpoint).await
+    }
+
+    async fn checkpoints(&self) -> Result<Vec<StoredCheckpoint>, StoreError> {
+        self.inner.checkpoints().await
     }
 
     async fn meta(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {

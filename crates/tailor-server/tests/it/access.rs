@@ -108,7 +108,7 @@ async fn every_protected_route_refuses_the_wrong_callers() {
     let callers: [(&str, &str, &[Access]); 4] = [
         ("admin", ADMIN, &[Access::Admin]),
         ("serving", SERVING, &[Access::Serving]),
-        ("compliance", COMPLIANCE, &[]),
+        ("compliance", COMPLIANCE, &[Access::Compliance]),
         ("advertiser", &acme.key, &[Access::Advertiser]),
     ];
     let ids = Owned {

@@ -10,6 +10,7 @@ mod advertisers;
 mod attacks;
 mod audiences;
 mod auth;
+mod compliance;
 mod failure;
 mod health;
 mod import;

@@ -93,6 +93,11 @@ pub(crate) fn key() -> IndexKey {
     IndexKey::from_secret(&[0x5a; 32]).unwrap()
 }
 
+/// The key every test signs log checkpoints with.
+pub(crate) fn log_key() -> tailor_log::SigningKey {
+    tailor_log::SigningKey::from_seed("tailor-log-test", [0x17; 32]).unwrap()
+}
+
 /// A server's router and what is behind it.
 pub(crate) struct App {
     pub(crate) engine: Arc<Engine>,
@@ -134,6 +139,7 @@ impl App {
                 .await
                 .unwrap(),
         );
+        engine.sign_log_with(log_key());
         let tokens = Tokens::from_plain(ADMIN, SERVING, COMPLIANCE).unwrap();
         let state = AppState::new(Arc::clone(&engine), tokens);
         Self {

@@ -4,7 +4,8 @@
 //!
 //! A transaction records its changes in a [`Tally`]; the writer applies the tally just before
 //! committing, so the counters move with the rows or not at all. Nothing here may read or
-//! write anything but the counters table.
+//! write anything but the counters table. The tally also carries the transaction's log
+//! journal, which the writer appends (see `log`) in the same transaction.
 
 use rusqlite::Connection;
 
@@ -60,6 +61,8 @@ pub(super) struct Tally {
     pub(super) memberships: i64,
     /// The last number of each sequence, once the transaction has read or advanced it.
     last: [Option<i64>; Sequence::ALL.len()],
+    /// The log entries the transaction records.
+    pub(super) journal: super::log::Journal,
 }
 
 impl Tally {

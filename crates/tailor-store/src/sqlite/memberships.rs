@@ -650,6 +650,7 @@ pub(super) fn apply_job(
     let expires_at = expiry(now, ttl_days);
 
     let mut applied = Applied::default();
+    let mut ended_memberships = Vec::new();
     match job.op {
         JobOp::Add | JobOp::Replace => {
             // One grant per account, the first listed.
@@ -701,6 +702,7 @@ pub(super) fn apply_job(
                     now,
                 )?;
                 applied.revoked = ended.iter().map(|m| (audience_no, m.account)).collect();
+                ended_memberships = ended;
             }
             applied.granted = grants
                 .iter()
@@ -730,8 +732,18 @@ pub(super) fn apply_job(
                 now,
             )?;
             applied.revoked = ended.iter().map(|m| (audience_no, m.account)).collect();
+            ended_memberships = ended;
         }
     }
+    log_job(
+        conn,
+        tally,
+        job_key,
+        audience_no,
+        &grants,
+        &ended_memberships,
+        now,
+    )?;
 
     conn.prepare_cached("UPDATE audiences SET updated_at = ?1, query = ?2 WHERE audience_no = ?3")
         .db()?
@@ -751,6 +763,81 @@ pub(super) fn apply_job(
     Ok(applied)
 }
 
+/// Records an applied job in the log, with the root of its grants and revocations.
+fn log_job(
+    conn: &Connection,
+    tally: &mut Tally,
+    job_key: i64,
+    audience_no: u32,
+    grants: &[Grant],
+    ended: &[Membership],
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let leaf = |granted: bool, b: Basis| {
+        crate::log::grant_leaf(
+            granted,
+            audience_no,
+            b.account.0,
+            &b.contact_digest,
+            b.context.as_str(),
+            b.consent_seq,
+            &b.policy_version.0,
+        )
+    };
+    let leaves: Vec<tailor_log::Hash> = grants
+        .iter()
+        .map(|g| leaf(true, Basis::from(g)))
+        .chain(ended.iter().map(|m| leaf(false, Basis::from(m))))
+        .collect();
+    let (job_id, advertiser_id, audience_id, op, received, accepted, rejected): (
+        String,
+        String,
+        String,
+        String,
+        i64,
+        i64,
+        String,
+    ) = conn
+        .prepare_cached(
+            "SELECT j.job_id, v.advertiser_id, a.audience_id, j.op, j.rows_received, \
+             j.rows_accepted, j.rejected FROM jobs j \
+             JOIN advertisers v ON v.advertiser_no = j.advertiser_no \
+             JOIN audiences a ON a.audience_no = j.audience_no WHERE j.job_no = ?1",
+        )
+        .db()?
+        .query_row([job_key], |row| {
+            Ok((
+                row.get(0)?,
+                row.get(1)?,
+                row.get(2)?,
+                row.get(3)?,
+                row.get(4)?,
+                row.get(5)?,
+                row.get(6)?,
+            ))
+        })
+        .db()?;
+    tally.journal.record(
+        now,
+        crate::log::LogEvent::JobCompleted {
+            job_id,
+            advertiser_id,
+            audience_id,
+            op,
+            policy_version: grants.first().map(|g| hex::encode(g.policy_version.0)),
+            rows_received: received.unsigned_abs(),
+            rows_accepted: accepted.unsigned_abs(),
+            rejected: super::packing::decode_rejected(&rejected, "jobs.rejected")?
+                .into_iter()
+                .collect(),
+            granted: grants.len() as u64,
+            revoked: ended.len() as u64,
+            root: hex::encode(tailor_log::root_of(&leaves)),
+        },
+    );
+    Ok(())
+}
+
 /// Ends memberships by (audience, account), writing their history with `reason`. Returns how
 /// many existed.
 pub(super) fn revoke(
@@ -767,11 +854,13 @@ pub(super) fn revoke(
     for (audience_no, account) in memberships {
         by_audience.entry(audience_no).or_default().push(account);
     }
-    let mut ended = 0;
+    let mut ended = Vec::new();
     for (audience_no, accounts) in by_audience {
-        ended += end_accounts(conn, tally, audience_no, &accounts, reason, None, now)?.len() as u64;
+        let gone = end_accounts(conn, tally, audience_no, &accounts, reason, None, now)?;
+        ended.extend(gone.iter().map(|m| (audience_no, m.account.0)));
     }
-    Ok(ended)
+    super::log::memberships_ended(conn, &mut tally.journal, &ended, reason.as_str(), now)?;
+    Ok(ended.len() as u64)
 }
 
 /// Ends every membership expired at `now`, audience by audience. Returns them, by audience

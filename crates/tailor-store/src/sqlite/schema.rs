@@ -251,6 +251,29 @@ CREATE TABLE releases (
 CREATE INDEX releases_by_entity ON releases (entity, at);
 ",
     },
+    Migration {
+        version: 4,
+        sql: "
+-- The accountability log. `data` is an entry's bytes (an RFC 6962 leaf), `root` the tree's
+-- root after it; the tree's frontier is in `meta` (`log_frontier`). Checkpoints are signed
+-- notes, one per tree size. Account keys, under which accounts appear in entries, live
+-- outside the log; erasure deletes them.
+CREATE TABLE log_entries (
+    seq INTEGER PRIMARY KEY,
+    data BLOB NOT NULL,
+    root BLOB NOT NULL
+);
+CREATE TABLE log_checkpoints (
+    size INTEGER PRIMARY KEY,
+    note TEXT NOT NULL,
+    at BIGINT NOT NULL
+);
+CREATE TABLE account_keys (
+    account_no INTEGER PRIMARY KEY,
+    key BLOB NOT NULL
+);
+",
+    },
 ];
 
 /// The newest schema version this build knows.
