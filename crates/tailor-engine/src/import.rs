@@ -69,6 +69,8 @@ pub enum ImportReject {
     InvalidNoticeVersion,
     /// The account does not exist (for single-event calls).
     UnknownAccount,
+    /// The account has no live contact point of that kind and value (corrections).
+    UnknownContact,
 }
 
 impl ImportReject {
@@ -92,6 +94,7 @@ impl ImportReject {
             Self::TimeInFuture => "time_in_future",
             Self::InvalidNoticeVersion => "invalid_notice_version",
             Self::UnknownAccount => "unknown_account",
+            Self::UnknownContact => "unknown_contact",
         }
     }
 }

@@ -309,3 +309,36 @@ pub(crate) async fn set_policy(
     })
     .into_response())
 }
+
+/// Correct the context contact points were collected in (NDJSON, one correction per line:
+/// `{"account_id","kind","value","context","effective_since"}`), for example phones the account
+/// system sent as `profile` that were in fact given for two-factor authentication. Each
+/// corrected contact point takes its new context from `effective_since` on (incident analysis
+/// replays earlier grants under it); the memberships that relied on it end before the answer.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/contact-corrections",
+    tag = "admin",
+    request_body(content = String, content_type = "application/x-ndjson", description = "One correction per line"),
+    responses(
+        (status = 200, description = "What was corrected and refused (by line and reason)", body = tailor_engine::incident::CorrectionSummary),
+    )
+)]
+pub(crate) async fn correct_contacts(
+    State(state): State<AppState>,
+    bytes: Result<Bytes, BytesRejection>,
+) -> Result<Json<tailor_engine::incident::CorrectionSummary>, ApiError> {
+    let engine = state.ready_engine()?;
+    let bytes = request::buffered(&state, bytes)?;
+    let summary = engine
+        .correct_contacts(&bytes)
+        .await
+        .map_err(|e| state.engine_failure(&e))?;
+    state.index_changed();
+    tracing::info!(
+        corrected = summary.corrected,
+        memberships_ended = summary.memberships_ended,
+        "contact points corrected"
+    );
+    Ok(Json(summary))
+}

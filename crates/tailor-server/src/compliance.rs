@@ -6,15 +6,17 @@
 //! as stored. Proof hashes and entry bytes are base64 (standard alphabet), as in C2SP.
 
 use axum::Json;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use tailor_engine::audit::{self, ProofRefused};
+use tailor_engine::data_use::DataUse;
 
 use crate::error::{ApiError, ErrorBody};
+use crate::request;
 use crate::state::AppState;
 
 /// The most entries one request returns.
@@ -222,4 +224,126 @@ pub(crate) async fn entries(
         })
         .collect();
     Ok(Json(Entries { size, entries }))
+}
+
+/// Every audience membership an account has had, past and present: the advertiser whose list
+/// matched, when it was granted and ended and why, through which kind and context of contact
+/// point, under which consent record and policy version, by which job. Never a contact value
+/// or a digest of one. For the platform's settings page and data-subject access requests.
+#[utoipa::path(
+    get,
+    path = "/v1/compliance/accounts/{account_id}/data-use",
+    tag = "compliance",
+    params(("account_id" = String, Path, description = "The platform's account id")),
+    responses(
+        (status = 200, description = "The account's memberships, by grant time", body = DataUse),
+        (status = 404, description = "No account has this id", body = ErrorBody),
+    )
+)]
+pub(crate) async fn data_use(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<DataUse>, ApiError> {
+    let engine = state.ready_engine()?;
+    let account_id = request::path_id(path)?;
+    tailor_engine::data_use::data_use(engine, &account_id)
+        .await
+        .map_err(|e| state.engine_failure(&e))?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("account_not_found", "no account has this id"))
+}
+
+/// `POST /v1/compliance/incidents`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct IncidentRequest {
+    /// The window's start (RFC 3339): grants made from then on.
+    #[schema(value_type = String, format = DateTime)]
+    from: jiff::Timestamp,
+    /// The window's end (RFC 3339), inclusive.
+    #[schema(value_type = String, format = DateTime)]
+    to: jiff::Timestamp,
+    /// A policy (TOML) to replay under, such as a corrected one; the policy in force when
+    /// absent.
+    policy: Option<String>,
+    /// End the affected memberships that are still live (and log it).
+    #[serde(default)]
+    remediate: bool,
+}
+
+/// `?format=csv` for the affected grants as CSV.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct IncidentFormat {
+    /// `json` (the default) or `csv`.
+    format: Option<String>,
+}
+
+/// Replay every grant made in a window under a policy and the current (corrected) facts, and
+/// say exactly who was affected: distinct accounts, advertisers, audiences, jobs and grants,
+/// per reason, and when the affected memberships were live. Accounts appear as log
+/// commitments only.
+#[utoipa::path(
+    post,
+    path = "/v1/compliance/incidents",
+    tag = "compliance",
+    params(IncidentFormat),
+    request_body = IncidentRequest,
+    responses(
+        (status = 200, description = "The report (JSON, or CSV of the affected grants)", body = tailor_engine::incident::IncidentReport),
+        (status = 422, description = "A field is invalid (`field` names it), or the policy was refused", body = ErrorBody),
+    )
+)]
+pub(crate) async fn incident(
+    State(state): State<AppState>,
+    format: Result<Query<IncidentFormat>, QueryRejection>,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Response, ApiError> {
+    let engine = state.ready_engine()?;
+    let Query(format) = format.map_err(|_| bad_query())?;
+    let csv = match format.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(_) => return Err(ApiError::invalid_field("format")),
+    };
+    let request: IncidentRequest =
+        crate::request::json(&state, body, &["from", "to", "policy", "remediate"])?;
+    if request.to < request.from {
+        return Err(ApiError::invalid_field("to"));
+    }
+    let policy = match &request.policy {
+        None => None,
+        Some(text) => Some(std::sync::Arc::new(
+            tailor_core::Policy::parse(text).map_err(|_| ApiError::invalid_field("policy"))?,
+        )),
+    };
+    let report = engine
+        .analyze_incident(
+            tailor_engine::incident::IncidentQuestion {
+                from: request.from,
+                to: request.to,
+                policy,
+            },
+            request.remediate,
+        )
+        .await
+        .map_err(|e| state.engine_failure(&e))?;
+    if request.remediate {
+        state.index_changed();
+    }
+    tracing::info!(
+        affected_accounts = report.affected.accounts,
+        affected_grants = report.affected.grants,
+        remediated = report.remediated,
+        "incident analyzed"
+    );
+    Ok(if csv {
+        (
+            [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+            report.to_csv(),
+        )
+            .into_response()
+    } else {
+        Json(report).into_response()
+    })
 }

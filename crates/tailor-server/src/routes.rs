@@ -81,6 +81,7 @@ pub const ROUTES: &[Route] = &[
         Access::Admin,
     ),
     route("/v1/admin/policy", &["PUT"], Access::Admin),
+    route("/v1/admin/contact-corrections", &["POST"], Access::Admin),
     route("/v1/admin/advertisers", &["POST"], Access::Admin),
     route(
         "/v1/admin/advertisers/{advertiser_id}/keys",
@@ -146,12 +147,22 @@ pub const ROUTES: &[Route] = &[
         Access::Compliance,
     ),
     route("/v1/compliance/log/entries", &["GET"], Access::Compliance),
+    route("/v1/compliance/incidents", &["POST"], Access::Compliance),
+    route(
+        "/v1/compliance/accounts/{account_id}/data-use",
+        &["GET"],
+        Access::Compliance,
+    ),
 ];
 
 /// The entry of a matched template.
 pub fn find(template: &str) -> Option<&'static Route> {
     ROUTES.iter().find(|route| route.path == template)
 }
+
+/// The largest body of contact corrections (one request holds many lines; a larger set is
+/// sent in several).
+pub const MAX_CORRECTIONS_BYTES: usize = 64 * 1024 * 1024;
 
 /// The largest policy file accepted by `PUT /v1/admin/policy`.
 pub const MAX_POLICY_BYTES: usize = 1024 * 1024;
@@ -192,6 +203,10 @@ pub(crate) fn groups(limits: Limits) -> Vec<(Access, OpenApiRouter<AppState>)> {
         ))
         .routes(limited(routes!(admin::record_consent), line))
         .routes(limited(
+            routes!(admin::correct_contacts),
+            DefaultBodyLimit::max(MAX_CORRECTIONS_BYTES),
+        ))
+        .routes(limited(
             routes!(admin::set_policy),
             DefaultBodyLimit::max(MAX_POLICY_BYTES),
         ))
@@ -220,7 +235,12 @@ pub(crate) fn groups(limits: Limits) -> Vec<(Access, OpenApiRouter<AppState>)> {
         .routes(routes!(compliance::checkpoint))
         .routes(routes!(compliance::inclusion))
         .routes(routes!(compliance::consistency))
-        .routes(routes!(compliance::entries));
+        .routes(routes!(compliance::entries))
+        .routes(limited(
+            routes!(compliance::incident),
+            DefaultBodyLimit::max(MAX_POLICY_BYTES + MAX_JSON_BYTES),
+        ))
+        .routes(routes!(compliance::data_use));
     vec![
         (Access::Public, public),
         (Access::Admin, admin),

@@ -8,6 +8,7 @@
 //! needed to check a store. The advertiser side's checks (audiences, jobs, memberships and
 //! their history) are in the `audiences` submodule.
 
+mod advertisers_by_no;
 mod audiences;
 mod log;
 mod releases;
@@ -51,6 +52,7 @@ where
     audiences::run(&fresh).await;
     releases::run(&fresh).await;
     log::run(&fresh).await;
+    advertisers_by_no::run(&fresh).await;
 }
 
 // ---------------------------------------------------------------------------------------------

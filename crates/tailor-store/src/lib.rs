@@ -404,6 +404,28 @@ pub trait Store: Send + Sync + 'static {
         account: Option<AccountNo>,
     ) -> Result<Vec<MembershipEvent>, StoreError>;
 
+    // Corrections.
+
+    /// Corrects the context a contact point of an account was collected in, from
+    /// `effective_since` on: the live contact point whose digests include `digest` takes
+    /// `context`, the correction is kept (for replaying past grants) and logged. `None` if
+    /// there is no such account; `Some(Err(()))`-like refusals are [`CorrectionRefused`].
+    async fn correct_contact(
+        &self,
+        correction: NewCorrection,
+        now: Timestamp,
+    ) -> Result<Result<AccountChange, CorrectionRefused>, StoreError>;
+
+    /// Every correction ever made, oldest first.
+    async fn corrections(&self) -> Result<Vec<Correction>, StoreError>;
+
+    /// The log commitments of accounts that still have a key (erased ones have none), by
+    /// account number.
+    async fn commitments(
+        &self,
+        accounts: &[AccountNo],
+    ) -> Result<Vec<(AccountNo, log::Commitment)>, StoreError>;
+
     // The accountability log. Entries are appended by the writes themselves, in their own
     // transactions (see [`log`]).
 
@@ -412,6 +434,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Entries `start..end` of the log (clipped to its size), in order.
     async fn log_entries(&self, start: u64, end: u64) -> Result<Vec<log::StoredEntry>, StoreError>;
+
+    /// Appends one entry the engine decided on (an incident's remediation), in a transaction
+    /// of its own.
+    async fn log_event(&self, event: log::LogEvent, now: Timestamp) -> Result<(), StoreError>;
 
     /// Records that a policy took effect (an entry, unless it is already the last one logged).
     async fn log_policy(&self, version: PolicyVersion, now: Timestamp) -> Result<(), StoreError>;
@@ -431,6 +457,44 @@ pub trait Store: Send + Sync + 'static {
 
     /// Sets a small value.
     async fn set_meta(&self, name: &str, value: &[u8]) -> Result<(), StoreError>;
+
+    /// The advertisers with these numbers (those that exist; duplicates once), by number
+    /// (to name the advertisers of memberships, whose history holds numbers).
+    async fn advertisers_by_no(&self, nos: &[u32]) -> Result<Vec<Advertiser>, StoreError>;
+}
+
+/// A correction of the context a contact point was collected in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewCorrection {
+    pub account_id: String,
+    pub kind: ContactKind,
+    /// A keyed digest of the contact point (either form).
+    pub digest: KeyedDigest,
+    pub context: Context,
+    pub effective_since: Timestamp,
+}
+
+/// Why a correction was not made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CorrectionRefused {
+    /// No such account.
+    NoAccount,
+    /// The account has no live contact point of that kind and value.
+    NoContact,
+}
+
+/// A correction as kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Correction {
+    pub account: AccountNo,
+    pub kind: ContactKind,
+    /// The contact point's digests, so that grants through either form find it even once the
+    /// contact point is removed.
+    pub digests: ContactDigests,
+    pub from: Context,
+    pub to: Context,
+    pub effective_since: Timestamp,
+    pub at: Timestamp,
 }
 
 /// Row counts: accounts, live contact points (not those kept as history), consent events,

@@ -88,6 +88,14 @@ pub enum LogEvent {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         consents: Vec<LoggedConsent>,
     },
+    /// The context a contact point was collected in was corrected, from `effective_since`
+    /// on (`contact` carries the corrected context).
+    ContactReclassified {
+        account: Commitment,
+        contact: LoggedContact,
+        from: String,
+        effective_since: Timestamp,
+    },
     /// An account was erased, with its memberships: its key is gone, so its earlier entries
     /// are no longer linkable to it.
     Erasure {
@@ -116,6 +124,15 @@ pub enum LogEvent {
         granted: u64,
         revoked: u64,
         root: String,
+    },
+    /// An incident's affected memberships still live were ended.
+    IncidentRemediated {
+        from: Timestamp,
+        to: Timestamp,
+        policy_version: String,
+        affected_accounts: u64,
+        affected_grants: u64,
+        memberships_ended: u64,
     },
     /// Memberships of an audience reached their time to live.
     MembershipsExpired { audience_id: String, expired: u64 },

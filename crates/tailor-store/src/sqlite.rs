@@ -15,6 +15,7 @@
 mod advertisers;
 mod audiences;
 mod checkpoint;
+mod corrections;
 mod counters;
 mod log;
 mod memberships;
@@ -698,6 +699,28 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn correct_contact(
+        &self,
+        correction: crate::NewCorrection,
+        now: Timestamp,
+    ) -> Result<Result<AccountChange, crate::CorrectionRefused>, StoreError> {
+        self.write(move |tx, tally| corrections::correct(tx, &mut tally.journal, correction, now))
+            .await
+    }
+
+    async fn corrections(&self) -> Result<Vec<crate::Correction>, StoreError> {
+        self.read(|tx| corrections::all(tx)).await
+    }
+
+    async fn commitments(
+        &self,
+        accounts: &[AccountNo],
+    ) -> Result<Vec<(AccountNo, crate::log::Commitment)>, StoreError> {
+        let accounts = accounts.to_vec();
+        self.read(move |tx| corrections::commitments(tx, &accounts))
+            .await
+    }
+
     async fn log_size(&self) -> Result<u64, StoreError> {
         self.read(|tx| log::size(tx)).await
     }
@@ -708,6 +731,18 @@ impl Store for SqliteStore {
         end: u64,
     ) -> Result<Vec<crate::log::StoredEntry>, StoreError> {
         self.read(move |tx| log::entries(tx, start, end)).await
+    }
+
+    async fn log_event(
+        &self,
+        event: crate::log::LogEvent,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.write(move |_, tally| {
+            tally.journal.record(now, event);
+            Ok(())
+        })
+        .await
     }
 
     async fn log_policy(&self, version: PolicyVersion, now: Timestamp) -> Result<(), StoreError> {
@@ -756,6 +791,15 @@ impl Store for SqliteStore {
             Ok(())
         })
         .await
+    }
+
+    async fn advertisers_by_no(&self, nos: &[u32]) -> Result<Vec<Advertiser>, StoreError> {
+        if nos.is_empty() {
+            return Ok(Vec::new());
+        }
+        let nos = nos.to_vec();
+        self.read(move |tx| advertisers::advertisers_by_no(tx, &nos))
+            .await
     }
 }
 

@@ -7,5 +7,6 @@ mod audiences;
 mod cancel;
 mod consistency;
 mod import;
+mod incident;
 mod releases;
 mod support;

@@ -354,6 +354,28 @@ impl Store for Flaky {
         self.inner.membership_history(audience_no, account).await
     }
 
+    async fn correct_contact(
+        &self,
+        correction: tailor_store::NewCorrection,
+        now: Timestamp,
+    ) -> Result<Result<AccountChange, tailor_store::CorrectionRefused>, StoreError> {
+        self.check()?;
+        self.inner.correct_contact(correction, now).await
+    }
+
+    async fn corrections(&self) -> Result<Vec<tailor_store::Correction>, StoreError> {
+        self.check()?;
+        self.inner.corrections().await
+    }
+
+    async fn commitments(
+        &self,
+        accounts: &[AccountNo],
+    ) -> Result<Vec<(AccountNo, tailor_store::log::Commitment)>, StoreError> {
+        self.check()?;
+        self.inner.commitments(accounts).await
+    }
+
     async fn counts(&self) -> Result<StoreCounts, StoreError> {
         self.inner.counts().await
     }
@@ -366,6 +388,15 @@ impl Store for Flaky {
     async fn log_entries(&self, start: u64, end: u64) -> Result<Vec<StoredEntry>, StoreError> {
         self.check()?;
         self.inner.log_entries(start, end).await
+    }
+
+    async fn log_event(
+        &self,
+        event: tailor_store::log::LogEvent,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.log_event(event, now).await
     }
 
     async fn log_policy(&self, version: PolicyVersion, now: Timestamp) -> Result<(), StoreError> {
@@ -389,6 +420,11 @@ impl Store for Flaky {
 
     async fn set_meta(&self, name: &str, value: &[u8]) -> Result<(), StoreError> {
         self.inner.set_meta(name, value).await
+    }
+
+    async fn advertisers_by_no(&self, nos: &[u32]) -> Result<Vec<Advertiser>, StoreError> {
+        self.check()?;
+        self.inner.advertisers_by_no(nos).await
     }
 }
 

@@ -11,6 +11,7 @@ mod attacks;
 mod audiences;
 mod auth;
 mod compliance;
+mod data_use;
 mod failure;
 mod health;
 mod import;

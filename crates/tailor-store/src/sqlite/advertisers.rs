@@ -171,3 +171,30 @@ pub(super) fn advertiser_by_key(
     let mut found = statement.query([&key_sha256[..]]).db()?;
     found.next().db()?.map(rows::advertiser).transpose()
 }
+
+/// The advertisers with these numbers, by number; unknown numbers are skipped. One cached
+/// statement per number: the callers ask about the few advertisers one person's memberships
+/// name, not about many.
+pub(super) fn advertisers_by_no(
+    conn: &Connection,
+    nos: &[u32],
+) -> Result<Vec<Advertiser>, StoreError> {
+    let mut wanted = nos.to_vec();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let mut statement = conn
+        .prepare_cached(concat!(
+            "SELECT ",
+            advertiser_columns!(),
+            " FROM advertisers WHERE advertiser_no = ?1"
+        ))
+        .db()?;
+    let mut found = Vec::with_capacity(wanted.len());
+    for no in wanted {
+        let mut rows = statement.query([no]).db()?;
+        if let Some(row) = rows.next().db()? {
+            found.push(rows::advertiser(row)?);
+        }
+    }
+    Ok(found)
+}

@@ -272,6 +272,22 @@ CREATE TABLE account_keys (
     account_no INTEGER PRIMARY KEY,
     key BLOB NOT NULL
 );
+
+-- Corrections of the context a contact point was collected in (the account system learned
+-- that a `profile` phone was given for 2FA): kept, with both digests of the contact point, so
+-- that past grants can be replayed under the corrected context. Erasure deletes the account's.
+CREATE TABLE contact_corrections (
+    correction_no INTEGER PRIMARY KEY,
+    account_no BIGINT NOT NULL,
+    kind TEXT NOT NULL,
+    digest BLOB NOT NULL,
+    other_digest BLOB,
+    from_context TEXT NOT NULL,
+    to_context TEXT NOT NULL,
+    effective_since BIGINT NOT NULL,
+    at BIGINT NOT NULL
+);
+CREATE INDEX contact_corrections_by_account ON contact_corrections (account_no);
 ",
     },
 ];

@@ -303,6 +303,7 @@ pub(super) fn erase_account(
     };
     let contact_points = delete("DELETE FROM contact_points WHERE account_no = ?1")?;
     let consent_events = delete("DELETE FROM consent_events WHERE account_no = ?1")?;
+    delete("DELETE FROM contact_corrections WHERE account_no = ?1")?;
     let memberships = memberships::erase_account(conn, tally, erased.no, now)?;
     delete("DELETE FROM accounts WHERE account_no = ?1")?;
     conn.prepare_cached(
