@@ -17,6 +17,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod accounts;
 mod advertisers;
 mod hash;
+mod incident;
 mod log;
 mod policy;
 mod runtime;
@@ -40,6 +41,8 @@ enum Command {
     #[command(subcommand)]
     Advertisers(advertisers::AdvertisersCommand),
     #[command(subcommand)]
+    Incident(incident::IncidentCommand),
+    #[command(subcommand)]
     Log(log::LogCommand),
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
@@ -54,6 +57,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Accounts(command) => accounts::run(command),
         Command::Advertisers(command) => advertisers::run(command),
+        Command::Incident(command) => incident::run(command),
         Command::Log(command) => log::run(command),
         Command::Policy(command) => policy::run(command),
         Command::Tokens(command) => tokens::run(command),

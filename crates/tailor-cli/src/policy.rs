@@ -99,7 +99,7 @@ pub(crate) fn run(command: PolicyCommand) -> Result<ExitCode> {
 /// Reads and checks a policy file. A file with problems has them printed on stderr, one
 /// `FILE:LINE: message` each, and gives the failing exit code; a file that cannot be read is
 /// an error.
-fn load(file: &Path) -> Result<Result<Policy, ExitCode>> {
+pub(crate) fn load(file: &Path) -> Result<Result<Policy, ExitCode>> {
     match load_policy_file(file) {
         Ok(policy) => Ok(Ok(policy)),
         Err(problems @ ServerError::Policy { .. }) => {

@@ -195,19 +195,21 @@ pub async fn data_use(engine: &Engine, account_id: &str) -> Result<Option<DataUs
         .map(|m| (m.audience_no, m.expires_at))
         .collect();
 
+    let job_nos = spans
+        .iter()
+        .map(|s| {
+            s.grant
+                .job_no
+                .ok_or_else(|| StoreError::Corrupt("a membership grant has no job".into()))
+        })
+        .collect::<Result<BTreeSet<u64>, _>>()?;
     let mut jobs = BTreeMap::new();
-    for span in &spans {
-        let job_no = span
-            .grant
-            .job_no
-            .ok_or_else(|| StoreError::Corrupt("a membership grant has no job".into()))?;
-        if !jobs.contains_key(&job_no) {
-            let job = store
-                .job_by_no(job_no)
-                .await?
-                .ok_or_else(|| StoreError::Corrupt("a membership's job is missing".into()))?;
-            jobs.insert(job_no, job);
-        }
+    for job_no in job_nos {
+        let job = store
+            .job_by_no(job_no)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("a membership's job is missing".into()))?;
+        jobs.insert(job_no, job);
     }
     let advertiser_nos: BTreeSet<u32> = jobs.values().map(|j| j.advertiser_no).collect();
     let advertiser_nos: Vec<u32> = advertiser_nos.into_iter().collect();

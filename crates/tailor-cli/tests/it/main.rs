@@ -11,6 +11,7 @@ mod crash;
 mod exit;
 mod files;
 mod http;
+mod incident;
 mod leftovers;
 mod log_verify;
 mod policy;
