@@ -983,10 +983,24 @@ async fn run_job(inner: &Arc<Inner>, job_no: u64) -> Result<(), JobFailure> {
     let ids = inner.store.account_ids(&new_members).await?;
     let recheck_ms = started.elapsed().as_millis() as u64;
     let started = Instant::now();
+    let forbidden = grants
+        .iter()
+        .filter(|g| g.context.is_security() || g.context == tailor_core::Context::AddressBook)
+        .count() as u64;
     let applied = inner
         .store
         .apply_job(job_no, grants, removals, query, now)
         .await?;
+    if forbidden > 0 {
+        inner
+            .forbidden_grants
+            .fetch_add(forbidden, std::sync::atomic::Ordering::Relaxed);
+        tracing::error!(
+            job_no,
+            forbidden,
+            "grants rest on a security or address-book context"
+        );
+    }
     let apply_ms = started.elapsed().as_millis() as u64;
     let started = Instant::now();
     // The new question's answer, drawn and charged now: it decides whether the new members

@@ -135,6 +135,9 @@ struct Inner {
     writer: tokio::sync::Mutex<()>,
     /// The key log checkpoints are signed with, once given ([`Engine::sign_log_with`]).
     log_key: std::sync::OnceLock<tailor_log::SigningKey>,
+    /// The detective control: grants applied whose basis is a security or address-book
+    /// context. Impossible by construction; it must stay 0.
+    forbidden_grants: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Engine {
@@ -231,6 +234,7 @@ impl Engine {
             settle,
             writer: tokio::sync::Mutex::new(()),
             log_key: std::sync::OnceLock::new(),
+            forbidden_grants: std::sync::atomic::AtomicU64::new(0),
         });
         // The policy in force is in the log before anything is decided under it.
         let version = inner.read().policy.version();
@@ -256,6 +260,14 @@ impl Engine {
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.inner.store
+    }
+
+    /// The detective control: grants applied since start whose basis is a security or
+    /// address-book context (they are also counted in each job's log entry). It must be 0.
+    pub fn forbidden_grants(&self) -> u64 {
+        self.inner
+            .forbidden_grants
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Signs log checkpoints with `key` from now on (every sweep, and on request). Only the

@@ -64,6 +64,7 @@ pub struct Metrics {
     errors: Family<ErrorLabels, Counter>,
     index_entries: Gauge,
     index_build_seconds: Gauge<f64, AtomicU64>,
+    forbidden_grants: Gauge,
 }
 
 impl Default for Metrics {
@@ -111,6 +112,13 @@ impl Metrics {
             "Entries in the eligible-identifier index",
             index_entries.clone(),
         );
+        let forbidden_grants = Gauge::default();
+        registry.register(
+            "grants_forbidden_basis",
+            "Grants applied since start whose basis is a security or address-book context \
+             (the detective control: it must stay 0)",
+            forbidden_grants.clone(),
+        );
         let index_build_seconds = Gauge::<f64, AtomicU64>::default();
         registry.register(
             "index_build_seconds",
@@ -126,6 +134,7 @@ impl Metrics {
             errors,
             index_entries,
             index_build_seconds,
+            forbidden_grants,
         }
     }
 
@@ -172,6 +181,11 @@ impl Metrics {
     pub fn set_index_entries(&self, entries: usize) {
         self.index_entries
             .set(i64::try_from(entries).unwrap_or(i64::MAX));
+    }
+
+    pub fn set_forbidden_grants(&self, grants: u64) {
+        self.forbidden_grants
+            .set(i64::try_from(grants).unwrap_or(i64::MAX));
     }
 
     pub fn set_index_build_seconds(&self, seconds: f64) {

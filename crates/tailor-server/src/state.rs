@@ -92,6 +92,8 @@ impl AppState {
     pub(crate) fn index_changed(&self) {
         if let Some(engine) = self.engine() {
             self.metrics().set_index_entries(engine.index_len());
+            self.metrics()
+                .set_forbidden_grants(engine.forbidden_grants());
         }
     }
 }

@@ -124,6 +124,9 @@ pub enum LogEvent {
         granted: u64,
         revoked: u64,
         root: String,
+        /// The detective control: grants whose basis is a security or address-book context.
+        /// Tailor makes them impossible by construction; this must stay 0.
+        forbidden_basis: u64,
     },
     /// An incident's affected memberships still live were ended.
     IncidentRemediated {

@@ -275,6 +275,35 @@ async fn the_seed_scenario_counts_exactly_the_accounts_matched_through_mislabell
         .await
         .unwrap();
     assert_eq!(after.grants_examined, 0, "corrected phones matched again");
+
+    // The detective control stayed at zero: in the engine's counter and in every job's entry.
+    assert_eq!(engine.forbidden_grants(), 0);
+    let store = engine.store();
+    let entries = store.log_entries(0, u64::MAX).await.unwrap();
+    let jobs: Vec<u64> = entries
+        .iter()
+        .filter_map(
+            |e| match tailor_store::log::LogEntry::parse(&e.data).unwrap().event {
+                tailor_store::log::LogEvent::JobCompleted {
+                    forbidden_basis, ..
+                } => Some(forbidden_basis),
+                _ => None,
+            },
+        )
+        .collect();
+    assert_eq!(jobs.len(), 5, "one entry per job");
+    assert!(jobs.iter().all(|&n| n == 0), "{jobs:?}");
+    // The corrections are in the log too.
+    let reclassified = entries
+        .iter()
+        .filter(|e| {
+            matches!(
+                tailor_store::log::LogEntry::parse(&e.data).unwrap().event,
+                tailor_store::log::LogEvent::ContactReclassified { .. }
+            )
+        })
+        .count();
+    assert_eq!(reclassified, MISLABELLED as usize);
 }
 
 #[tokio::test]

@@ -179,6 +179,12 @@ async fn an_auditor_checks_the_log_without_trusting_the_server() {
             );
         }
     }
+    let metrics = app.call(Method::GET, "/metrics", None, Body::empty()).await;
+    assert!(
+        metrics.text().contains("tailor_grants_forbidden_basis 0"),
+        "{}",
+        metrics.text()
+    );
     let kinds: Vec<String> = data
         .iter()
         .map(|d| serde_json::from_slice::<serde_json::Value>(d).unwrap()["type"].to_string())

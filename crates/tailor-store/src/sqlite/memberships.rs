@@ -833,6 +833,10 @@ fn log_job(
             granted: grants.len() as u64,
             revoked: ended.len() as u64,
             root: hex::encode(tailor_log::root_of(&leaves)),
+            forbidden_basis: grants
+                .iter()
+                .filter(|g| g.context.is_security() || g.context == Context::AddressBook)
+                .count() as u64,
         },
     );
     Ok(())
