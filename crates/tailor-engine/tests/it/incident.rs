@@ -262,7 +262,7 @@ async fn the_seed_scenario_counts_exactly_the_accounts_matched_through_mislabell
     // The detective control: under the corrected facts, no grant made from now on rests on
     // a security context.
     clock.advance(DAY);
-    add(&engine, &a1, &a1_more, phones(&[0..2000])).await;
+    add(&engine, &a1, &a1_more, phones(&[0..1000, 1000..2000])).await;
     let after = engine
         .analyze_incident(
             IncidentQuestion {
