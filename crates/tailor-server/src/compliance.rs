@@ -1,6 +1,7 @@
 //! The compliance API (compliance token): the accountability log's signed checkpoint, its
 //! entries, and inclusion and consistency proofs, so that an auditor can check, without
-//! trusting this server, that the records it is shown were not rewritten.
+//! trusting this server, that the records it is shown were not rewritten; incident analysis
+//! (who was affected, by whom, when, and remediation); and a person's data-use report.
 //!
 //! Entries hold no personal data (accounts appear as keyed commitments), so they are returned
 //! as stored. Proof hashes and entry bytes are base64 (standard alphabet), as in C2SP.

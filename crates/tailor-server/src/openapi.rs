@@ -40,7 +40,7 @@ use crate::routes::{self, Access};
         (name = "audiences", description = "An advertiser's audiences and jobs (advertiser API key)"),
         (name = "uploads", description = "An advertiser's list uploads, in one request or an upload session (advertiser API key)"),
         (name = "serving", description = "Ad serving: the audiences of an account (serving token)"),
-        (name = "compliance", description = "The accountability log: checkpoints, entries and proofs (compliance token)"),
+        (name = "compliance", description = "Accountability: the log's checkpoints, entries and proofs, incident analysis, data-use reports (compliance token)"),
     )
 )]
 struct ApiDoc;
