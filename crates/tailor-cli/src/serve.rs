@@ -48,6 +48,12 @@ pub(crate) struct ServeArgs {
     #[arg(long, default_value_t = ReleaseConfig::default().min_size, value_parser = clap::value_parser!(u64).range(1..))]
     min_audience_size: u64,
 
+    /// How long the membership history (every grant and end, with its basis) is kept, in
+    /// days, for incident analysis and data-use reports; the basis of a live membership is kept
+    /// while it lives. 0 keeps it forever.
+    #[arg(long, default_value_t = Limits::default().history_retention_days)]
+    history_retention_days: u32,
+
     /// The ε of one released size (discrete Laplace noise of scale 1/ε); smaller is noisier
     /// and more private. See docs/privacy.md.
     #[arg(long, default_value_t = ReleaseConfig::default().epsilon)]
@@ -82,6 +88,7 @@ pub(crate) fn run(args: ServeArgs) -> Result<ExitCode> {
         limits: Limits {
             max_body_bytes: args.max_body_bytes,
             max_line_bytes: args.max_line_bytes,
+            history_retention_days: args.history_retention_days,
             ..Limits::default()
         },
         release: ReleaseConfig {

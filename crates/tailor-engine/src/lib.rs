@@ -59,6 +59,9 @@ pub struct Limits {
     pub max_body_bytes: u64,
     /// Accounts written per store transaction.
     pub batch: usize,
+    /// How long the membership history (every grant and end, with its basis) is kept, in
+    /// days; the basis of a live membership is kept while it lives. 0 keeps it forever.
+    pub history_retention_days: u32,
 }
 
 impl Default for Limits {
@@ -67,6 +70,7 @@ impl Default for Limits {
             max_line_bytes: 64 * 1024,
             max_body_bytes: 8 * 1024 * 1024 * 1024,
             batch: 10_000,
+            history_retention_days: 1095,
         }
     }
 }
@@ -138,6 +142,8 @@ struct Inner {
     /// The detective control: grants applied whose basis is a security or address-book
     /// context. Impossible by construction; it must stay 0.
     forbidden_grants: std::sync::atomic::AtomicU64,
+    /// When the membership history was last pruned.
+    last_prune: std::sync::Mutex<Option<Timestamp>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -235,6 +241,7 @@ impl Engine {
             writer: tokio::sync::Mutex::new(()),
             log_key: std::sync::OnceLock::new(),
             forbidden_grants: std::sync::atomic::AtomicU64::new(0),
+            last_prune: std::sync::Mutex::new(None),
         });
         // The policy in force is in the log before anything is decided under it.
         let version = inner.read().policy.version();
@@ -711,6 +718,26 @@ impl Inner {
         })
         .await;
         self.store.expire_sessions(now).await?;
+        // The history is pruned at most once a day (the first sweep after a start included):
+        // it is a scan of the whole history table.
+        let due = {
+            let mut last = self
+                .last_prune
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let due = self.limits.history_retention_days > 0
+                && last
+                    .is_none_or(|t| now.duration_since(t) >= jiff::SignedDuration::from_hours(24));
+            if due {
+                *last = Some(now);
+            }
+            due
+        };
+        if due {
+            let retention = i64::from(self.limits.history_retention_days);
+            let cutoff = now - jiff::SignedDuration::from_hours(24 * retention);
+            self.store.prune_history(cutoff, now).await?;
+        }
         if let Some(key) = self.log_key.get() {
             // A failed checkpoint is tried again at the next sweep; the entries are safe.
             if let Err(error) = audit::checkpoint(self.store.as_ref(), key, now).await {

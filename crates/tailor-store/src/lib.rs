@@ -404,6 +404,10 @@ pub trait Store: Send + Sync + 'static {
         account: Option<AccountNo>,
     ) -> Result<Vec<MembershipEvent>, StoreError>;
 
+    /// Deletes the membership history recorded before `before`, except the grant each live
+    /// membership rests on; logs how many rows went. Returns that count.
+    async fn prune_history(&self, before: Timestamp, now: Timestamp) -> Result<u64, StoreError>;
+
     // Corrections.
 
     /// Corrects the context a contact point of an account was collected in, from

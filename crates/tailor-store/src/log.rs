@@ -137,6 +137,8 @@ pub enum LogEvent {
         affected_grants: u64,
         memberships_ended: u64,
     },
+    /// Membership history recorded before `before` was deleted (the retention ran out).
+    HistoryPruned { before: Timestamp, rows: u64 },
     /// Memberships of an audience reached their time to live.
     MembershipsExpired { audience_id: String, expired: u64 },
     /// An audience was deleted by its advertiser, ending its memberships.

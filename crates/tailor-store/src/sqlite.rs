@@ -699,6 +699,19 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn prune_history(&self, before: Timestamp, now: Timestamp) -> Result<u64, StoreError> {
+        self.write(move |tx, tally| {
+            let rows = memberships::prune_history(tx, before)?;
+            if rows > 0 {
+                tally
+                    .journal
+                    .record(now, crate::log::LogEvent::HistoryPruned { before, rows });
+            }
+            Ok(rows)
+        })
+        .await
+    }
+
     async fn correct_contact(
         &self,
         correction: crate::NewCorrection,

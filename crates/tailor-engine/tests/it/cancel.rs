@@ -326,6 +326,10 @@ impl Store for GatedStore {
         self.inner.membership_history(audience_no, account).await
     }
 
+    async fn prune_history(&self, before: Timestamp, now: Timestamp) -> Result<u64, StoreError> {
+        self.inner.prune_history(before, now).await
+    }
+
     async fn correct_contact(
         &self,
         correction: tailor_store::NewCorrection,

@@ -180,6 +180,7 @@ async fn line_and_body_limits() {
         max_line_bytes: 200,
         max_body_bytes: 800,
         batch: 2,
+        ..tailor_engine::Limits::default()
     };
     let engine = tailor_engine::Engine::open(
         crate::support::store(&dir),

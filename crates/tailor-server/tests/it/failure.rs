@@ -354,6 +354,11 @@ impl Store for Flaky {
         self.inner.membership_history(audience_no, account).await
     }
 
+    async fn prune_history(&self, before: Timestamp, now: Timestamp) -> Result<u64, StoreError> {
+        self.check()?;
+        self.inner.prune_history(before, now).await
+    }
+
     async fn correct_contact(
         &self,
         correction: tailor_store::NewCorrection,

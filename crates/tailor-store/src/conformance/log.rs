@@ -20,6 +20,7 @@ where
 {
     every_change_is_logged(fresh().await).await;
     checkpoints_are_one_per_size(fresh().await).await;
+    history_is_pruned_but_live_bases_kept(fresh().await).await;
 }
 
 async fn entries<S: Store>(store: &S, check: &str) -> Vec<LogEntry> {
@@ -339,4 +340,80 @@ async fn checkpoints_are_one_per_size<S: Store>(store: S) {
         vec![checkpoint(1, "one"), checkpoint(3, "three")],
         "{CHECK}: by size"
     );
+}
+
+/// Pruning the history deletes what was recorded before the cutoff, except the grant each live
+/// membership rests on, and logs how much went.
+async fn history_is_pruned_but_live_bases_kept<S: Store>(store: S) {
+    const CHECK: &str = "history is pruned but live bases kept";
+    let a = advertiser(&store, CHECK, "a", 1, T0).await;
+    let aud = audience(&store, CHECK, a.no, "aud", 540, T0).await;
+    let job = upload(&store, CHECK, "j1", &aud, JobOp::Add, Vec::new(), T0).await;
+    apply(
+        &store,
+        CHECK,
+        &job,
+        vec![grant(1, 1), grant(2, 2), grant(3, 3)],
+        Vec::new(),
+        T0,
+    )
+    .await;
+    ok(
+        CHECK,
+        "revoke",
+        store
+            .revoke(
+                vec![(aud.no, AccountNo(2))],
+                RevokeReason::Ineligible,
+                t(T0 + 10),
+            )
+            .await,
+    );
+    // Account 3 is granted again later: its first grant is no longer its basis.
+    let job2 = upload(&store, CHECK, "j2", &aud, JobOp::Add, Vec::new(), T0 + 20).await;
+    apply(&store, CHECK, &job2, vec![grant(3, 4)], Vec::new(), T0 + 20).await;
+    let before = ok(CHECK, "log_size", store.log_size().await);
+    let pruned = ok(
+        CHECK,
+        "prune_history",
+        store.prune_history(t(T0 + 15), t(T0 + 30)).await,
+    );
+    // Account 2's grant and end, account 3's first grant.
+    assert_eq!(pruned, 3, "{CHECK}: rows pruned");
+    let left: Vec<(u32, MembershipChange)> = ok(
+        CHECK,
+        "membership_history",
+        store.membership_history(Some(aud.no), None).await,
+    )
+    .iter()
+    .map(|e| (e.account.0, e.change))
+    .collect();
+    assert_eq!(
+        left,
+        [
+            (1, MembershipChange::Granted),
+            (3, MembershipChange::Granted)
+        ],
+        "{CHECK}: the live bases stay"
+    );
+    let log = entries(&store, CHECK).await;
+    assert_eq!(
+        log.len() as u64,
+        before + 1,
+        "{CHECK}: the pruning is logged"
+    );
+    assert!(matches!(
+        log.last().map(|e| &e.event),
+        Some(LogEvent::HistoryPruned { rows: 3, .. })
+    ));
+    assert_eq!(
+        ok(
+            CHECK,
+            "prune_history",
+            store.prune_history(t(T0 + 15), t(T0 + 31)).await
+        ),
+        0,
+        "{CHECK}: nothing left to prune, nothing logged"
+    );
+    assert_eq!(ok(CHECK, "log_size", store.log_size().await), before + 1);
 }

@@ -1061,6 +1061,22 @@ pub(super) fn membership_history(
     Ok(events)
 }
 
+/// Deletes history rows recorded before `before`, keeping the grant each live membership rests
+/// on (its `granted_at` and basis). Returns how many rows went.
+pub(super) fn prune_history(conn: &Connection, before: Timestamp) -> Result<u64, StoreError> {
+    let deleted = conn
+        .prepare_cached(
+            "DELETE FROM membership_events WHERE at < ?1 AND NOT (kind = 'grant' AND EXISTS \
+             (SELECT 1 FROM memberships m WHERE m.audience_no = membership_events.audience_no \
+              AND m.account_no = membership_events.account_no \
+              AND m.granted_at = membership_events.at))",
+        )
+        .db()?
+        .execute([micros(before)])
+        .db()?;
+    Ok(deleted as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
