@@ -178,6 +178,26 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     let started = Instant::now();
+    let history = store.membership_history(None, None).await?;
+    println!(
+        "reading the whole history: {} rows in {:.2} s",
+        history.len(),
+        started.elapsed().as_secs_f64()
+    );
+    drop(history);
+    let started = Instant::now();
+    let mut all = Vec::new();
+    for chunk in (1..=accounts).collect::<Vec<u32>>().chunks(10_000) {
+        let nos: Vec<AccountNo> = chunk.iter().map(|&n| AccountNo(n)).collect();
+        all.extend(store.accounts_by_no(&nos).await?);
+    }
+    println!(
+        "reading every account: {} in {:.2} s",
+        all.len(),
+        started.elapsed().as_secs_f64()
+    );
+    drop(all);
+    let started = Instant::now();
     let report = tailor_engine::incident::analyze(
         &store,
         &policy,

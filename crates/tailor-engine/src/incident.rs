@@ -134,15 +134,26 @@ impl IncidentReport {
     }
 }
 
+/// Corrections by account.
+type Corrections = HashMap<AccountNo, Vec<tailor_store::Correction>>;
+
+fn by_account(corrections: Vec<tailor_store::Correction>) -> Corrections {
+    let mut map: Corrections = HashMap::new();
+    for correction in corrections {
+        map.entry(correction.account).or_default().push(correction);
+    }
+    map
+}
+
 /// The context a grant rested on, as known now: the latest correction of its contact point
 /// effective at the grant's time, else the context recorded with the grant.
-fn effective_context(grant: &MembershipEvent, corrections: &[tailor_store::Correction]) -> Context {
+fn effective_context(grant: &MembershipEvent, corrections: &Corrections) -> Context {
     corrections
-        .iter()
+        .get(&grant.account)
+        .into_iter()
+        .flatten()
         .filter(|c| {
-            c.account == grant.account
-                && c.effective_since <= grant.at
-                && c.digests.iter().any(|d| d == grant.contact_digest)
+            c.effective_since <= grant.at && c.digests.iter().any(|d| d == grant.contact_digest)
         })
         .max_by_key(|c| (c.effective_since, c.at))
         .map_or(grant.context, |c| c.to)
@@ -181,6 +192,47 @@ fn replay(
     }
 }
 
+/// The grants (indices into `history`) the policy would not have made, with the context they
+/// rested on and why; a slice of the grants per core.
+fn replay_all(
+    policy: &Policy,
+    history: &[MembershipEvent],
+    grants: &[usize],
+    corrections: &Corrections,
+    states: &HashMap<AccountNo, AccountState>,
+) -> Vec<(usize, Context, &'static str)> {
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let chunk = grants.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = grants
+            .chunks(chunk)
+            .map(|slice| {
+                scope.spawn(move || {
+                    let mut found = Vec::new();
+                    for &i in slice {
+                        let grant = &history[i];
+                        let context = effective_context(grant, corrections);
+                        if let Some(reason) =
+                            replay(policy, grant, states.get(&grant.account), context)
+                        {
+                            found.push((i, context, reason));
+                        }
+                    }
+                    found
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|worker| {
+                worker
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    })
+}
+
 /// Replays the grants of a window; see the module documentation.
 pub async fn analyze(
     store: &dyn Store,
@@ -190,34 +242,48 @@ pub async fn analyze(
     now: Timestamp,
 ) -> Result<IncidentReport, EngineError> {
     let history = store.membership_history(None, None).await?;
-    let corrections = store.corrections().await?;
-    // When each (audience, account) membership granted in the window ended, if it did.
-    let mut ends: HashMap<(u32, AccountNo), Vec<Timestamp>> = HashMap::new();
-    for event in &history {
-        if let MembershipChange::Revoked(_) = event.change {
-            ends.entry((event.audience_no, event.account))
-                .or_default()
-                .push(event.at);
-        }
-    }
-    let grants: Vec<&MembershipEvent> = history
+    let corrections = by_account(store.corrections().await?);
+    let in_window: Vec<usize> = history
         .iter()
-        .filter(|e| e.change == MembershipChange::Granted && e.at >= from && e.at <= to)
+        .enumerate()
+        .filter(|(_, e)| e.change == MembershipChange::Granted && e.at >= from && e.at <= to)
+        .map(|(i, _)| i)
         .collect();
-    let accounts: BTreeSet<AccountNo> = grants.iter().map(|g| g.account).collect();
-    let accounts: Vec<AccountNo> = accounts.into_iter().collect();
+    let mut accounts: Vec<AccountNo> = in_window.iter().map(|&i| history[i].account).collect();
+    accounts.sort_unstable();
+    accounts.dedup();
     let states: HashMap<AccountNo, AccountState> = store
         .accounts_by_no(&accounts)
         .await?
         .into_iter()
         .map(|s| (s.no, s))
         .collect();
-
-    let mut affected: Vec<(&MembershipEvent, Context, &'static str)> = Vec::new();
-    for grant in &grants {
-        let context = effective_context(grant, &corrections);
-        if let Some(reason) = replay(policy, grant, states.get(&grant.account), context) {
-            affected.push((grant, context, reason));
+    let examined = in_window.len();
+    // The replay is pure and long: off the async runtime, on every core.
+    let policy_owned = policy.clone();
+    let (history, found) = tokio::task::spawn_blocking(move || {
+        let found = replay_all(&policy_owned, &history, &in_window, &corrections, &states);
+        (history, found)
+    })
+    .await
+    .map_err(|_| EngineError::Worker)?;
+    let affected: Vec<(&MembershipEvent, Context, &'static str)> = found
+        .into_iter()
+        .map(|(i, context, reason)| (&history[i], context, reason))
+        .collect();
+    // When each affected (audience, account) membership ended, if it did.
+    let wanted: std::collections::HashSet<(u32, AccountNo)> = affected
+        .iter()
+        .map(|(g, _, _)| (g.audience_no, g.account))
+        .collect();
+    let mut ends: HashMap<(u32, AccountNo), Vec<Timestamp>> = HashMap::new();
+    for event in &history {
+        if let MembershipChange::Revoked(_) = event.change
+            && wanted.contains(&(event.audience_no, event.account))
+        {
+            ends.entry((event.audience_no, event.account))
+                .or_default()
+                .push(event.at);
         }
     }
 
@@ -268,7 +334,7 @@ pub async fn analyze(
         from,
         to,
         policy_version: policy.version().to_hex(),
-        grants_examined: grants.len() as u64,
+        grants_examined: examined as u64,
         affected: Counts::default(),
         by_reason: BTreeMap::new(),
         advertisers: Vec::new(),
@@ -373,7 +439,7 @@ async fn still_live(
 ) -> Result<Vec<(u32, AccountNo)>, EngineError> {
     // Recomputed by number (the report names accounts by commitment only).
     let history = store.membership_history(None, None).await?;
-    let corrections = store.corrections().await?;
+    let corrections = by_account(store.corrections().await?);
     let mut live = BTreeSet::new();
     let accounts: BTreeSet<AccountNo> = history.iter().map(|e| e.account).collect();
     let accounts: Vec<AccountNo> = accounts.into_iter().collect();
