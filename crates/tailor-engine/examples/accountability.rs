@@ -49,6 +49,10 @@ fn dir_bytes(dir: &std::path::Path) -> u64 {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // The engine's phase logs (incident analysis) on stderr.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .init();
     let mut args = std::env::args().skip(1);
     let accounts: u32 = args.next().map_or(Ok(1_000_000), |a| a.parse())?;
     let audiences: u32 = args.next().map_or(Ok(10), |a| a.parse())?;

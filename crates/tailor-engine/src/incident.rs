@@ -241,7 +241,9 @@ pub async fn analyze(
     to: Timestamp,
     now: Timestamp,
 ) -> Result<IncidentReport, EngineError> {
+    let started = std::time::Instant::now();
     let history = store.membership_history(None, None).await?;
+    let read_ms = started.elapsed().as_millis() as u64;
     let corrections = by_account(store.corrections().await?);
     let in_window: Vec<usize> = history
         .iter()
@@ -252,13 +254,16 @@ pub async fn analyze(
     let mut accounts: Vec<AccountNo> = in_window.iter().map(|&i| history[i].account).collect();
     accounts.sort_unstable();
     accounts.dedup();
+    let started = std::time::Instant::now();
     let states: HashMap<AccountNo, AccountState> = store
         .accounts_by_no(&accounts)
         .await?
         .into_iter()
         .map(|s| (s.no, s))
         .collect();
+    let accounts_ms = started.elapsed().as_millis() as u64;
     let examined = in_window.len();
+    let started = std::time::Instant::now();
     // The replay is pure and long: off the async runtime, on every core.
     let policy_owned = policy.clone();
     let (history, found) = tokio::task::spawn_blocking(move || {
@@ -271,6 +276,8 @@ pub async fn analyze(
         .into_iter()
         .map(|(i, context, reason)| (&history[i], context, reason))
         .collect();
+    let replay_ms = started.elapsed().as_millis() as u64;
+    let started = std::time::Instant::now();
     // When each affected (audience, account) membership ended, if it did.
     let wanted: std::collections::HashSet<(u32, AccountNo)> = affected
         .iter()
@@ -427,6 +434,14 @@ pub async fn analyze(
             }
         })
         .collect();
+    // Phase times only: never an account, a value or a count of people.
+    tracing::info!(
+        read_ms,
+        accounts_ms,
+        replay_ms,
+        report_ms = started.elapsed().as_millis() as u64,
+        "incident analysis phases"
+    );
     Ok(report)
 }
 
