@@ -80,7 +80,7 @@ pub(crate) fn run(command: IncidentCommand) -> Result<ExitCode> {
         let now = SystemClock.now();
         let mut report = incident::analyze(&store, &policy, args.from, args.to, now).await?;
         if args.remediate {
-            incident::remediate(&store, &mut report, &policy, now).await?;
+            incident::remediate(&store, &mut report, now).await?;
         }
         Ok::<_, anyhow::Error>(report)
     })?;

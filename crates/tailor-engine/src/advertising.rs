@@ -397,10 +397,14 @@ impl Engine {
     /// status from that release and from the advertiser's own actions only.
     async fn audience_view(&self, audience: &Audience) -> Result<AudienceView, EngineError> {
         let released = self.inner.release(audience).await?;
-        self.inner
-            .write()
-            .serving
-            .set_targetable(audience.no, released.targetable);
+        // Views are frequent and their answer mostly unchanged: the write lock only for a change.
+        let current = self.inner.read().serving.targetable(audience.no);
+        if current != Some(released.targetable) {
+            self.inner
+                .write()
+                .serving
+                .set_targetable(audience.no, released.targetable);
+        }
         let size = released.size;
         let now = self.now();
         // Every membership is granted by a job and lives the audience's time to live, so an

@@ -109,6 +109,10 @@ pub struct IncidentReport {
     /// Memberships ended by remediation (`null` without it).
     pub remediated: Option<u64>,
     pub grants: Vec<AffectedGrant>,
+    /// The affected memberships still live, by (audience, account number): what remediation
+    /// ends. Never shown (account numbers are internal).
+    #[serde(skip)]
+    live: Vec<(u32, AccountNo)>,
 }
 
 impl IncidentReport {
@@ -350,7 +354,9 @@ pub async fn analyze(
         still_live: 0,
         remediated: None,
         grants: Vec::with_capacity(affected.len()),
+        live: Vec::new(),
     };
+    let mut live = BTreeSet::new();
     let mut distinct: BTreeMap<&'static str, [BTreeSet<u64>; 4]> = BTreeMap::new();
     let mut all: [BTreeSet<u64>; 4] = Default::default();
     let mut per_advertiser: BTreeMap<u32, (BTreeSet<AccountNo>, u64, BTreeSet<String>)> =
@@ -370,6 +376,7 @@ pub async fn analyze(
             None => {
                 any_live = true;
                 report.still_live += 1;
+                live.insert((grant.audience_no, grant.account));
             }
             Some(end) => report.live_until = report.live_until.max(Some(end)),
         }
@@ -409,6 +416,7 @@ pub async fn analyze(
     if any_live {
         report.live_until = None;
     }
+    report.live = live.into_iter().collect();
     let count = |sets: &[BTreeSet<u64>; 4], grants: u64| Counts {
         accounts: sets[0].len() as u64,
         advertisers: sets[1].len() as u64,
@@ -445,54 +453,15 @@ pub async fn analyze(
     Ok(report)
 }
 
-/// The live memberships among a report's affected grants, by (audience, account).
-async fn still_live(
-    store: &dyn Store,
-    from: Timestamp,
-    to: Timestamp,
-    policy: &Policy,
-) -> Result<Vec<(u32, AccountNo)>, EngineError> {
-    // Recomputed by number (the report names accounts by commitment only).
-    let history = store.membership_history(None, None).await?;
-    let corrections = by_account(store.corrections().await?);
-    let mut live = BTreeSet::new();
-    let accounts: BTreeSet<AccountNo> = history.iter().map(|e| e.account).collect();
-    let accounts: Vec<AccountNo> = accounts.into_iter().collect();
-    let states: HashMap<AccountNo, AccountState> = store
-        .accounts_by_no(&accounts)
-        .await?
-        .into_iter()
-        .map(|s| (s.no, s))
-        .collect();
-    for grant in history
-        .iter()
-        .filter(|e| e.change == MembershipChange::Granted && e.at >= from && e.at <= to)
-    {
-        let context = effective_context(grant, &corrections);
-        if replay(policy, grant, states.get(&grant.account), context).is_some() {
-            live.insert((grant.audience_no, grant.account));
-        }
-    }
-    let mut pairs = Vec::new();
-    for (audience_no, account) in live {
-        let current = store.memberships_of(account).await?;
-        if current.iter().any(|m| m.audience_no == audience_no) {
-            pairs.push((audience_no, account));
-        }
-    }
-    Ok(pairs)
-}
-
 /// Ends the affected memberships still live, straight in the store (for `tailor incident
 /// analyze --remediate` with the server stopped; a running engine uses
 /// [`Engine::analyze_incident`]). Returns how many ended.
 pub async fn remediate(
     store: &dyn Store,
     report: &mut IncidentReport,
-    policy: &Policy,
     now: Timestamp,
 ) -> Result<u64, EngineError> {
-    let pairs = still_live(store, report.from, report.to, policy).await?;
+    let pairs = std::mem::take(&mut report.live);
     let ended = store.revoke(pairs, RevokeReason::Ineligible, now).await?;
     report.remediated = Some(ended);
     report.still_live = report.still_live.saturating_sub(ended);
@@ -672,8 +641,7 @@ impl Engine {
         )
         .await?;
         if remediate {
-            let pairs =
-                still_live(self.store().as_ref(), question.from, question.to, &policy).await?;
+            let pairs = std::mem::take(&mut report.live);
             let inner = Arc::clone(&self.inner);
             let n = pairs.len() as u64;
             let entry = remediation_entry(&report, n);

@@ -74,6 +74,13 @@ impl Serving {
         );
     }
 
+    /// Whether an audience is targetable now (`None` for an unknown audience).
+    pub(crate) fn targetable(&self, audience_no: u32) -> Option<bool> {
+        self.audiences
+            .get(&audience_no)
+            .map(|entry| entry.targetable)
+    }
+
     /// Sets whether an audience is targetable, at once (a release outside any job).
     pub(crate) fn set_targetable(&mut self, audience_no: u32, targetable: bool) {
         if let Some(entry) = self.audiences.get_mut(&audience_no) {

@@ -87,6 +87,19 @@ pub(crate) struct Proof {
     proof: Vec<String>,
 }
 
+/// A proof as answered: the hashes in base64, or why there is none.
+fn answer(
+    state: &AppState,
+    proof: Result<Result<Vec<tailor_log::Hash>, ProofRefused>, tailor_engine::EngineError>,
+) -> Result<Json<Proof>, ApiError> {
+    let proof = proof
+        .map_err(|e| state.engine_failure(&e))?
+        .map_err(|r| refused(&r))?;
+    Ok(Json(Proof {
+        proof: proof.iter().map(|h| b64(h)).collect(),
+    }))
+}
+
 /// The inclusion proof of entry `index` in the tree of the first `size` entries.
 #[utoipa::path(
     get,
@@ -104,13 +117,10 @@ pub(crate) async fn inclusion(
 ) -> Result<Json<Proof>, ApiError> {
     let engine = state.ready_engine()?;
     let Query(query) = query.map_err(|_| bad_query())?;
-    let proof = audit::inclusion_proof(engine.store().as_ref(), query.index, query.size)
-        .await
-        .map_err(|e| state.engine_failure(&e))?
-        .map_err(|r| refused(&r))?;
-    Ok(Json(Proof {
-        proof: proof.iter().map(|h| b64(h)).collect(),
-    }))
+    answer(
+        &state,
+        audit::inclusion_proof(engine.store().as_ref(), query.index, query.size).await,
+    )
 }
 
 /// `?from=M&to=N`.
@@ -140,13 +150,10 @@ pub(crate) async fn consistency(
 ) -> Result<Json<Proof>, ApiError> {
     let engine = state.ready_engine()?;
     let Query(query) = query.map_err(|_| bad_query())?;
-    let proof = audit::consistency_proof(engine.store().as_ref(), query.from, query.to)
-        .await
-        .map_err(|e| state.engine_failure(&e))?
-        .map_err(|r| refused(&r))?;
-    Ok(Json(Proof {
-        proof: proof.iter().map(|h| b64(h)).collect(),
-    }))
+    answer(
+        &state,
+        audit::consistency_proof(engine.store().as_ref(), query.from, query.to).await,
+    )
 }
 
 /// `?start=&end=`: entries `start..end`, at most 1,000.

@@ -271,11 +271,21 @@ pub(super) fn memberships_ended(
     for &(audience_no, account_no) in ended {
         by_account.entry(account_no).or_default().push(audience_no);
     }
+    // A policy change can end millions of memberships of a few audiences: each id is read once.
+    let mut ids: std::collections::HashMap<u32, String> = Default::default();
     for (account_no, audiences) in by_account {
         let key = account_key(conn, account_no)?;
         let mut audience_ids = Vec::with_capacity(audiences.len());
         for audience_no in audiences {
-            audience_ids.push(audience_id(conn, audience_no)?);
+            let id = match ids.get(&audience_no) {
+                Some(id) => id.clone(),
+                None => {
+                    let id = audience_id(conn, audience_no)?;
+                    ids.insert(audience_no, id.clone());
+                    id
+                }
+            };
+            audience_ids.push(id);
         }
         audience_ids.sort();
         journal.record(
