@@ -27,7 +27,7 @@ mod sqlite;
 pub use audience::{
     Advertiser, ApiKeyRecord, Applied, Audience, Charged, Grant, Job, JobCounts, JobOp, JobState,
     Membership, MembershipChange, MembershipEvent, NewAdvertiser, NewAudience, NewJob, NewRelease,
-    Release, RevokeReason, SessionPart, StagedPart, UploadSession,
+    Release, RevokeReason, ScannedEvent, SessionPart, StagedPart, UploadSession,
 };
 pub use error::StoreError;
 pub use sqlite::SqliteStore;
@@ -403,6 +403,17 @@ pub trait Store: Send + Sync + 'static {
         audience_no: Option<u32>,
         account: Option<AccountNo>,
     ) -> Result<Vec<MembershipEvent>, StoreError>;
+
+    /// What an incident analysis replays: every grant recorded from `from` to `to` (both
+    /// included) and every end recorded from `from` on (the ends those grants can have), in
+    /// recording order, in batches of at most `batch` (0 counts as 1), from one snapshot, sent
+    /// by a task of the backend's own as [`Store::scan_accounts`] sends accounts.
+    fn scan_history(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        batch: usize,
+    ) -> tokio::sync::mpsc::Receiver<Result<Vec<ScannedEvent>, StoreError>>;
 
     /// Deletes the membership history recorded before `before`, except the grant each live
     /// membership rests on; logs how many rows went. Returns that count.

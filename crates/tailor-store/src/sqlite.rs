@@ -45,8 +45,8 @@ use self::schema::Role;
 use crate::{
     AccountChange, AccountState, AccountWrite, Advertiser, ApiKeyRecord, Applied, Audience,
     Charged, Erasure, Grant, Job, JobOp, Membership, MembershipEvent, NewAdvertiser, NewAudience,
-    NewConsent, NewJob, NewRelease, RevokeReason, SessionPart, StagedPart, Store, StoreCounts,
-    StoreError, UploadSession,
+    NewConsent, NewJob, NewRelease, RevokeReason, ScannedEvent, SessionPart, StagedPart, Store,
+    StoreCounts, StoreError, UploadSession,
 };
 use tailor_core::release::{Epsilon, QueryDigest, ReleaseConfig};
 
@@ -661,6 +661,22 @@ impl Store for SqliteStore {
         batch: usize,
     ) -> mpsc::Receiver<Result<Vec<Membership>, StoreError>> {
         scan::start(&self.inner.db, batch, "membership", scan::run_memberships)
+    }
+
+    fn scan_history(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        batch: usize,
+    ) -> mpsc::Receiver<Result<Vec<ScannedEvent>, StoreError>> {
+        scan::start(
+            &self.inner.db,
+            batch,
+            "history",
+            move |db, batch, sender| {
+                scan::run_history(db, (from, to), batch, sender);
+            },
+        )
     }
 
     async fn membership_history(

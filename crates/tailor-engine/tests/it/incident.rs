@@ -205,11 +205,7 @@ async fn the_seed_scenario_counts_exactly_the_accounts_matched_through_mislabell
         advertisers,
         BTreeSet::from([a1.advertiser_id.as_str(), a2.advertiser_id.as_str()])
     );
-    let audiences: BTreeSet<&str> = report
-        .grants
-        .iter()
-        .map(|g| g.audience_id.as_str())
-        .collect();
+    let audiences: BTreeSet<&str> = report.grants.iter().map(|g| &*g.audience_id).collect();
     assert_eq!(
         audiences,
         BTreeSet::from([a1_phones.as_str(), a1_more.as_str(), a2_phones.as_str()])

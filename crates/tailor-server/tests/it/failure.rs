@@ -346,6 +346,15 @@ impl Store for Flaky {
         self.inner.scan_memberships(batch)
     }
 
+    fn scan_history(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        batch: usize,
+    ) -> tokio::sync::mpsc::Receiver<Result<Vec<tailor_store::ScannedEvent>, StoreError>> {
+        self.inner.scan_history(from, to, batch)
+    }
+
     async fn membership_history(
         &self,
         audience_no: Option<u32>,

@@ -17,7 +17,7 @@ use super::{SECOND, T0, contact, digest, grant as consent_grant, t, write};
 use crate::{
     Advertiser, Applied, Audience, Grant, Job, JobCounts, JobOp, JobState, Membership,
     MembershipChange, MembershipEvent, NewAdvertiser, NewAudience, NewJob, RevokeReason,
-    SessionPart, StagedPart, Store, StoreError, UploadSession,
+    ScannedEvent, SessionPart, StagedPart, Store, StoreError, UploadSession,
 };
 
 /// One day, in microseconds.
@@ -42,6 +42,7 @@ where
     erasure_ends_memberships(fresh().await).await;
     audience_deletion(fresh().await).await;
     membership_scan(fresh().await).await;
+    history_scan(fresh().await).await;
     big_apply_is_whole(Arc::new(fresh().await)).await;
 }
 
@@ -2105,6 +2106,121 @@ async fn membership_scan<S: Store>(store: S) {
     drop(receiver);
     let empty_audience = audience(&store, CHECK, a.no, "after", 540, T0).await;
     assert_eq!(empty_audience.members, 0, "{CHECK}: the store goes on");
+}
+
+/// The history scan of a window holds exactly the grants recorded in it and the ends recorded
+/// from its start on, in recording order, whatever the batch size.
+async fn history_scan<S: Store>(store: S) {
+    const CHECK: &str = "history scan";
+    let a = advertiser(&store, CHECK, "a", 1, T0).await;
+    let x = audience(&store, CHECK, a.no, "x", 540, T0).await;
+    let y = audience(&store, CHECK, a.no, "y", 540, T0).await;
+    // Day 0: x gets 1..=5; day 1: y gets 4..=8; day 2: 2 and 5 leave x; day 3: x takes 2
+    // back and `replace` on y keeps only 8.
+    let j0 = upload(&store, CHECK, "j0", &x, JobOp::Add, Vec::new(), T0).await;
+    let g0: Vec<Grant> = (1..=5).map(|n| grant(n, u64::from(n))).collect();
+    apply(&store, CHECK, &j0, g0, Vec::new(), T0).await;
+    let j1 = upload(&store, CHECK, "j1", &y, JobOp::Add, Vec::new(), T0 + DAY).await;
+    let g1: Vec<Grant> = (4..=8).map(|n| grant(n, u64::from(n) + 1)).collect();
+    apply(&store, CHECK, &j1, g1, Vec::new(), T0 + DAY).await;
+    ok(
+        CHECK,
+        "revoke",
+        store
+            .revoke(
+                vec![(x.no, AccountNo(2)), (x.no, AccountNo(5))],
+                RevokeReason::Ineligible,
+                t(T0 + 2 * DAY),
+            )
+            .await,
+    );
+    let j2 = upload(
+        &store,
+        CHECK,
+        "j2",
+        &x,
+        JobOp::Add,
+        Vec::new(),
+        T0 + 3 * DAY,
+    )
+    .await;
+    apply(
+        &store,
+        CHECK,
+        &j2,
+        vec![grant(2, 9)],
+        Vec::new(),
+        T0 + 3 * DAY,
+    )
+    .await;
+    let j3 = upload(
+        &store,
+        CHECK,
+        "j3",
+        &y,
+        JobOp::Replace,
+        Vec::new(),
+        T0 + 3 * DAY,
+    )
+    .await;
+    apply(
+        &store,
+        CHECK,
+        &j3,
+        vec![grant(8, 4)],
+        Vec::new(),
+        T0 + 3 * DAY,
+    )
+    .await;
+
+    let all = history(&store, CHECK, None, None).await;
+    let windows = [
+        (T0, T0),
+        (T0, T0 + 10 * DAY),
+        (T0 + DAY, T0 + DAY),
+        (T0 + DAY, T0 + 2 * DAY),
+        (T0 + 2 * DAY, T0 + 3 * DAY),
+        (T0 + 3 * DAY, T0 + 3 * DAY),
+        (T0 - DAY, T0 - 1),
+        (T0 + 4 * DAY, T0 + 5 * DAY),
+    ];
+    let mut seen_ends = 0;
+    for (from, to) in windows {
+        let expected: Vec<ScannedEvent> = all
+            .iter()
+            .filter(|e| match e.change {
+                MembershipChange::Granted => e.at >= t(from) && e.at <= t(to),
+                MembershipChange::Revoked(_) => e.at >= t(from),
+            })
+            .map(ScannedEvent::from)
+            .collect();
+        seen_ends += expected.iter().filter(|e| e.ended).count();
+        for batch in [1, 3, 0, 1000] {
+            let mut receiver = store.scan_history(t(from), t(to), batch);
+            let mut scanned = Vec::new();
+            while let Some(item) = receiver.recv().await {
+                let events = ok(CHECK, "scan_history", item);
+                assert!(
+                    !events.is_empty() && events.len() <= batch.max(1),
+                    "{CHECK}: a batch of {} (batch {batch})",
+                    events.len()
+                );
+                scanned.extend(events);
+            }
+            assert_eq!(
+                scanned, expected,
+                "{CHECK}: window {from}..={to}, batch {batch}"
+            );
+        }
+    }
+    assert!(seen_ends > 0, "{CHECK}: the windows cover ends");
+    assert_eq!(
+        all.iter()
+            .filter(|e| e.change == MembershipChange::Granted)
+            .count(),
+        5 + 5 + 1 + 1,
+        "{CHECK}: every grant is in the history"
+    );
 }
 
 /// A job of 100,000 grants is applied whole in one call: readers see none of it or all of

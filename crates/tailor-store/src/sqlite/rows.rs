@@ -17,7 +17,8 @@ use super::SqlResult;
 use super::packing::decode_rejected;
 use crate::{
     AccountState, Advertiser, ApiKeyRecord, Job, JobCounts, JobOp, JobState, Membership,
-    MembershipChange, MembershipEvent, RevokeReason, StoreError, StoredContact, UploadSession,
+    MembershipChange, MembershipEvent, RevokeReason, ScannedEvent, StoreError, StoredContact,
+    UploadSession,
 };
 
 /// Account columns; decoded by [`account`]. (Macros rather than constants, so that queries
@@ -422,6 +423,21 @@ pub(super) fn membership_event(row: &Row<'_>) -> Result<MembershipEvent, StoreEr
         consent_seq: optional_number(row, 8, "membership_events.consent_seq")?,
         policy_version: policy_version(row, 9, "membership_events.policy_version")?,
         at: timestamp(row, 10, "membership_events.at")?,
+    })
+}
+
+/// A history scan's row: `audience_no, account_no, kind = 'revoke', job_no, contact_digest,
+/// context, consent_seq, at`.
+pub(super) fn scanned_event(row: &Row<'_>) -> Result<ScannedEvent, StoreError> {
+    Ok(ScannedEvent {
+        audience_no: number(row, 0, "membership_events.audience_no")?,
+        account: AccountNo(number(row, 1, "membership_events.account_no")?),
+        ended: number::<u8>(row, 2, "membership_events.kind")? == 1,
+        job_no: optional_number(row, 3, "membership_events.job_no")?,
+        contact_digest: required_digest(row, 4, "membership_events.contact_digest")?,
+        context: parsed(row, 5, "membership_events.context", Context::parse)?,
+        consent_seq: optional_number(row, 6, "membership_events.consent_seq")?,
+        at: timestamp(row, 7, "membership_events.at")?,
     })
 }
 

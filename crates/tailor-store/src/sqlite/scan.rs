@@ -1,5 +1,5 @@
-//! The whole-store scans: every account's state, in account-number order, and every
-//! membership, by audience and account, in batches.
+//! The whole-store scans: every account's state, in account-number order, every membership,
+//! by audience and account, and the history of a window, in recording order, in batches.
 //!
 //! For accounts, three cursors ordered by account number (accounts, live contact points,
 //! consent events) are read side by side in one read transaction and merged per account, so
@@ -11,13 +11,16 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 
-use rusqlite::{Row, Rows};
+use jiff::Timestamp;
+use rusqlite::{Connection, Row, Rows};
 use tokio::sync::mpsc::{Receiver, Sender};
 
 use super::SqlResult;
-use super::rows::{self, account_columns, consent_columns, contact_columns, membership_columns};
+use super::rows::{
+    self, account_columns, consent_columns, contact_columns, membership_columns, micros,
+};
 use super::schema::{Role, connect};
-use crate::{AccountState, Membership, StoreError};
+use crate::{AccountState, Membership, ScannedEvent, StoreError};
 
 /// Batches in flight between the scan and its consumer.
 const QUEUE: usize = 2;
@@ -49,7 +52,7 @@ pub(super) fn start<T: Send + 'static>(
     db: &Path,
     batch: usize,
     what: &'static str,
-    run: fn(&Path, usize, &Sender<Batch<T>>),
+    run: impl FnOnce(&Path, usize, &Sender<Batch<T>>) + Send + 'static,
 ) -> Receiver<Batch<T>> {
     let (sender, receiver) = tokio::sync::mpsc::channel(QUEUE);
     let db = db.to_path_buf();
@@ -78,6 +81,214 @@ pub(super) fn run_memberships(db: &Path, batch: usize, sender: &Sender<Batch<Mem
     guarded("membership", sender, || scan_memberships(db, batch, sender));
 }
 
+/// Scans the grants recorded in a window and the ends recorded from its start on.
+pub(super) fn run_history(
+    db: &Path,
+    window: (Timestamp, Timestamp),
+    batch: usize,
+    sender: &Sender<Batch<ScannedEvent>>,
+) {
+    guarded("history", sender, || {
+        scan_history(db, window, batch, sender)
+    });
+}
+
+/// Connections a history scan reads at once, at most: the history is the largest table, and
+/// an incident analysis waits for all of it.
+const HISTORY_READERS: usize = 4;
+
+/// Attempts at opening the readers of a history scan on one snapshot.
+const SNAPSHOT_ATTEMPTS: usize = 5;
+
+/// A snapshot of the history: the log's last entry and the last history row.
+type Marker = (i64, i64);
+
+/// The state a snapshot of the history is identified by: the log's last entry and the last
+/// history row. Every write that changes the history appends to the log in its transaction,
+/// so two read transactions that see the same pair see the same history.
+fn marker(conn: &Connection) -> Result<Marker, StoreError> {
+    conn.query_row(
+        "SELECT (SELECT COALESCE(MAX(seq), -1) FROM log_entries), \
+                (SELECT COALESCE(MAX(event_no), 0) FROM membership_events)",
+        [],
+        |row| Ok((row.get(0)?, row.get(1)?)),
+    )
+    .db()
+}
+
+/// Opens `n` connections, each in a read transaction, with the snapshot each one took.
+fn open_readers(db: &Path, n: usize) -> Result<Vec<(Connection, Marker)>, StoreError> {
+    (0..n)
+        .map(|_| {
+            let conn = connect(db, Role::Reader)?;
+            // The snapshot is taken at the transaction's first read: the marker's.
+            conn.execute_batch("BEGIN").db()?;
+            let marker = marker(&conn)?;
+            Ok((conn, marker))
+        })
+        .collect()
+}
+
+/// Opens `readers` connections, each in a read transaction, all on the same snapshot; returns
+/// them with the last history row that snapshot holds. Falls back to one reader when writes
+/// keep landing between the openings.
+fn snapshot_readers(db: &Path, readers: usize) -> Result<(Vec<Connection>, i64), StoreError> {
+    for _ in 0..SNAPSHOT_ATTEMPTS {
+        let opened = open_readers(db, readers)?;
+        if opened.windows(2).all(|pair| pair[0].1 == pair[1].1) {
+            let last = opened.first().map_or(0, |(_, marker)| marker.1);
+            return Ok((opened.into_iter().map(|(conn, _)| conn).collect(), last));
+        }
+    }
+    let opened = open_readers(db, 1)?;
+    let last = opened.first().map_or(0, |(_, marker)| marker.1);
+    Ok((opened.into_iter().map(|(conn, _)| conn).collect(), last))
+}
+
+fn scan_history(
+    db: &Path,
+    (from, to): (Timestamp, Timestamp),
+    batch: usize,
+    sender: &Sender<Batch<ScannedEvent>>,
+) -> Result<(), StoreError> {
+    let readers = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .clamp(1, HISTORY_READERS);
+    let (conns, last) = snapshot_readers(db, readers)?;
+    // Equal ranges of event numbers, one per reader (numbers deleted by pruning or erasure
+    // leave some ranges lighter; they are still read in one pass each).
+    let readers = conns.len() as i64;
+    let span = ((last + readers - 1) / readers).max(1);
+    let (parts, received) =
+        std::sync::mpsc::sync_channel::<(usize, Option<Batch<_>>)>(QUEUE * conns.len());
+    std::thread::scope(|scope| {
+        for (part, conn) in conns.into_iter().enumerate() {
+            let parts = parts.clone();
+            let range = (part as i64 * span + 1, (part as i64 + 1) * span);
+            scope.spawn(move || {
+                let outcome = catch_unwind(AssertUnwindSafe(|| {
+                    scan_history_range(&conn, (from, to), range, batch, |rows| {
+                        parts.send((part, Some(Ok(rows)))).is_ok()
+                    })
+                }));
+                let end = match outcome {
+                    Ok(Ok(())) => None,
+                    Ok(Err(error)) => Some(Err(error)),
+                    Err(_) => Some(Err(StoreError::Database(
+                        "the history scan panicked".into(),
+                    ))),
+                };
+                // The coordinator may be gone (the consumer stopped listening).
+                if let Some(failure) = end {
+                    let _ = parts.send((part, Some(failure)));
+                }
+                let _ = parts.send((part, None));
+            });
+        }
+        drop(parts);
+        let outcome = forward_in_order(&received, sender);
+        // Readers still sending find no one listening and stop, so that the scope can end.
+        drop(received);
+        outcome
+    })
+}
+
+/// Forwards the readers' batches in event order: the first range's as they come, the others'
+/// held until every range before theirs is done. Returning stops the readers (their sends
+/// fail once the receiver is dropped).
+fn forward_in_order(
+    received: &std::sync::mpsc::Receiver<(usize, Option<Batch<ScannedEvent>>)>,
+    sender: &Sender<Batch<ScannedEvent>>,
+) -> Result<(), StoreError> {
+    let mut current = 0;
+    let mut held: std::collections::BTreeMap<usize, Vec<Vec<ScannedEvent>>> =
+        std::collections::BTreeMap::new();
+    let mut done = std::collections::BTreeSet::new();
+    while let Ok((part, item)) = received.recv() {
+        match item {
+            Some(Err(error)) => return Err(error),
+            Some(Ok(rows)) if part == current => {
+                if sender.blocking_send(Ok(rows)).is_err() {
+                    return Ok(());
+                }
+            }
+            Some(Ok(rows)) => held.entry(part).or_default().push(rows),
+            None => {
+                done.insert(part);
+                while done.contains(&current) {
+                    current += 1;
+                    for rows in held.remove(&current).into_iter().flatten() {
+                        if sender.blocking_send(Ok(rows)).is_err() {
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads one range of event numbers of a history scan, handing batches to `send` (which
+/// says whether to go on).
+fn scan_history_range(
+    conn: &Connection,
+    (from, to): (Timestamp, Timestamp),
+    (first, last): (i64, i64),
+    batch: usize,
+    mut send: impl FnMut(Vec<ScannedEvent>) -> bool,
+) -> Result<(), StoreError> {
+    // `event_no` is the rowid: each range is read in the table's own order, without a sort.
+    let mut query = conn
+        .prepare(
+            "SELECT audience_no, account_no, kind = 'revoke', job_no, contact_digest, context, \
+             consent_seq, at FROM membership_events WHERE event_no BETWEEN ?3 AND ?4 \
+             AND ((kind = 'grant' AND at BETWEEN ?1 AND ?2) OR (kind = 'revoke' AND at >= ?1)) \
+             ORDER BY event_no",
+        )
+        .db()?;
+    let mut found = query.query((micros(from), micros(to), first, last)).db()?;
+    let capacity = batch.min(8192);
+    let mut pending = Vec::with_capacity(capacity);
+    while let Some(row) = found.next().db()? {
+        pending.push(rows::scanned_event(row)?);
+        if pending.len() >= batch {
+            let full = std::mem::replace(&mut pending, Vec::with_capacity(capacity));
+            if !send(full) {
+                return Ok(());
+            }
+        }
+    }
+    if !pending.is_empty() {
+        send(pending);
+    }
+    Ok(())
+}
+
+/// Sends decoded rows in batches; stops early (without an error) when the receiver is gone.
+fn send_rows<T>(
+    found: &mut Rows<'_>,
+    batch: usize,
+    decode: fn(&Row<'_>) -> Result<T, StoreError>,
+    sender: &Sender<Batch<T>>,
+) -> Result<(), StoreError> {
+    let capacity = batch.min(8192);
+    let mut pending = Vec::with_capacity(capacity);
+    while let Some(row) = found.next().db()? {
+        pending.push(decode(row)?);
+        if pending.len() >= batch {
+            let full = std::mem::replace(&mut pending, Vec::with_capacity(capacity));
+            if sender.blocking_send(Ok(full)).is_err() {
+                return Ok(());
+            }
+        }
+    }
+    if !pending.is_empty() {
+        let _ = sender.blocking_send(Ok(pending));
+    }
+    Ok(())
+}
+
 fn scan_memberships(
     db: &Path,
     batch: usize,
@@ -93,21 +304,7 @@ fn scan_memberships(
         ))
         .db()?;
     let mut found = query.query([]).db()?;
-    let capacity = batch.min(8192);
-    let mut pending = Vec::with_capacity(capacity);
-    while let Some(row) = found.next().db()? {
-        pending.push(rows::membership(row)?);
-        if pending.len() >= batch {
-            let full = std::mem::replace(&mut pending, Vec::with_capacity(capacity));
-            if sender.blocking_send(Ok(full)).is_err() {
-                return Ok(());
-            }
-        }
-    }
-    if !pending.is_empty() {
-        let _ = sender.blocking_send(Ok(pending));
-    }
-    Ok(())
+    send_rows(&mut found, batch, rows::membership, sender)
 }
 
 fn scan(db: &Path, batch: usize, sender: &Sender<Batch<AccountState>>) -> Result<(), StoreError> {
