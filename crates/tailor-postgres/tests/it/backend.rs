@@ -1,0 +1,156 @@
+//! The PostgreSQL backend's own promises: its schema is migrated once and reopened as it is,
+//! a schema newer than this build is refused, and a large account import (written through
+//! `COPY`) reads back whole and can be written again row by row.
+
+use jiff::Timestamp;
+use tailor_core::{AccountRegion, ContactDigests, ContactKind, Context, KeyedDigest};
+use tailor_postgres::{PostgresOptions, PostgresStore};
+use tailor_store::{AccountWrite, NewContact, Store, StoreError};
+
+use crate::support::{Databases, Server};
+
+fn now() -> Timestamp {
+    Timestamp::from_second(1_800_000_000).unwrap()
+}
+
+/// A synthetic account with one email contact point (a synthetic keyed digest).
+fn account(n: u64) -> AccountWrite {
+    let mut digest = [0x5a; 32];
+    digest[..8].copy_from_slice(&n.to_be_bytes());
+    AccountWrite {
+        account_id: format!("acct-{n}"),
+        region: AccountRegion::parse("US").unwrap(),
+        contacts: vec![NewContact {
+            kind: ContactKind::Email,
+            context: Context::Profile,
+            verified: true,
+            notice_version: None,
+            digests: ContactDigests::new(KeyedDigest(digest), None),
+        }],
+        consents: Vec::new(),
+    }
+}
+
+async fn versions(server: &Server, name: &str) -> Vec<i64> {
+    server
+        .client(name)
+        .await
+        .query(
+            "SELECT version FROM schema_migrations ORDER BY version",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect()
+}
+
+#[tokio::test]
+async fn migrations_run_once_and_a_reopened_store_keeps_its_rows() {
+    let Some(server) = Server::find().await else {
+        return;
+    };
+    let databases = Databases::new(&server);
+    let name = databases.create().await;
+    let url = server.url(&name);
+    let first = PostgresStore::connect(&url, PostgresOptions::default())
+        .await
+        .unwrap();
+    first.write_accounts(vec![account(1)], now()).await.unwrap();
+    let expected: Vec<i64> = (1..=PostgresStore::schema_version()).collect();
+    assert_eq!(versions(&server, &name).await, expected);
+
+    // Two more stores on the same database, one while the first is open.
+    let second = PostgresStore::connect(&url, PostgresOptions::default())
+        .await
+        .unwrap();
+    drop(first);
+    let third = PostgresStore::connect(&url, PostgresOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(versions(&server, &name).await, expected, "migrated once");
+    for store in [&second, &third] {
+        let read = store.account("acct-1").await.unwrap().unwrap();
+        assert_eq!(read.account_id, "acct-1");
+        assert_eq!(store.counts().await.unwrap().accounts, 1);
+        assert_eq!(store.log_size().await.unwrap(), 1);
+    }
+}
+
+#[tokio::test]
+async fn a_newer_schema_is_refused() {
+    let Some(server) = Server::find().await else {
+        return;
+    };
+    let databases = Databases::new(&server);
+    let name = databases.create().await;
+    let url = server.url(&name);
+    let store = PostgresStore::connect(&url, PostgresOptions::default())
+        .await
+        .unwrap();
+    drop(store);
+    let newer = PostgresStore::schema_version() + 1;
+    server
+        .client(&name)
+        .await
+        .execute(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, 0)",
+            &[&newer],
+        )
+        .await
+        .unwrap();
+    match PostgresStore::connect(&url, PostgresOptions::default()).await {
+        Err(StoreError::SchemaTooNew { found, known }) => {
+            assert_eq!((found, known), (newer, PostgresStore::schema_version()));
+        }
+        other => panic!("expected SchemaTooNew, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_bulk_import_through_copy_reads_back_and_is_written_again() {
+    let Some(server) = Server::find().await else {
+        return;
+    };
+    let databases = Databases::new(&server);
+    let store = databases.store().await;
+    // Above the batch size from which rows are copied rather than inserted.
+    const ACCOUNTS: u64 = 2_500;
+    let writes: Vec<AccountWrite> = (0..ACCOUNTS).map(account).collect();
+    let created = store.write_accounts(writes.clone(), now()).await.unwrap();
+    assert!(created.iter().all(|c| c.before.is_none()));
+    let counts = store.counts().await.unwrap();
+    assert_eq!(
+        (counts.accounts, counts.live_contact_points),
+        (ACCOUNTS, ACCOUNTS)
+    );
+    assert_eq!(store.log_size().await.unwrap(), ACCOUNTS);
+    for change in created.iter().step_by(97) {
+        let read = store.account(&change.after.account_id).await.unwrap();
+        assert_eq!(read.as_ref(), Some(&change.after));
+    }
+    // The same accounts again, each now an update: nothing changes but the update time.
+    let later = now() + jiff::SignedDuration::from_secs(60);
+    let updated = store.write_accounts(writes, later).await.unwrap();
+    for (before, change) in created.iter().zip(&updated) {
+        assert_eq!(change.before.as_ref(), Some(&before.after));
+        assert_eq!(change.after.contacts, before.after.contacts);
+        assert_eq!(change.after.updated_at, later);
+    }
+    assert_eq!(store.counts().await.unwrap(), counts);
+    assert_eq!(store.log_size().await.unwrap(), 2 * ACCOUNTS);
+}
+
+#[tokio::test]
+async fn debug_never_shows_the_connection_string() {
+    let Some(server) = Server::find().await else {
+        return;
+    };
+    let databases = Databases::new(&server);
+    let store = databases.store().await;
+    let shown = format!("{store:?}");
+    assert!(shown.starts_with("PostgresStore"), "{shown}");
+    assert!(!shown.contains("tailor_t_"), "{shown}");
+    assert!(!shown.contains("127.0.0.1"), "{shown}");
+}
