@@ -207,7 +207,89 @@ pub(crate) fn classify(error: tokio_postgres::Error) -> StoreError {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
     use super::*;
+
+    /// A pool on the test server's own database (these tests need no schema: a write with an
+    /// empty tally touches no table), or `None` after saying so when there is no server and
+    /// this is not CI (see `tests/it/support.rs`).
+    async fn test_pool() -> Option<Pool> {
+        let url = std::env::var("TAILOR_TEST_POSTGRES")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let config: tokio_postgres::Config = url.parse().unwrap();
+        let manager = deadpool_postgres::Manager::new(config, tokio_postgres::NoTls);
+        let pool = Pool::builder(manager).max_size(2).build().unwrap();
+        match connection(&pool).await {
+            Ok(_) => Some(pool),
+            Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+                panic!("no PostgreSQL for the tests ({e}); CI needs one")
+            }
+            Err(e) => {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "\n=== skipped: no PostgreSQL ({e}) ===\n"
+                );
+                None
+            }
+        }
+    }
+
+    /// Raises a real server-side error with the given SQLSTATE.
+    async fn raise(tx: &Tx<'_>, sqlstate: &str) -> Result<(), StoreError> {
+        tx.batch_execute(&format!(
+            "DO $$ BEGIN RAISE EXCEPTION 'provoked' USING ERRCODE = '{sqlstate}'; END $$"
+        ))
+        .await
+        .db()
+    }
+
+    #[tokio::test]
+    async fn a_serialization_failure_or_deadlock_runs_the_transaction_again() {
+        let Some(pool) = test_pool().await else {
+            return;
+        };
+        for sqlstate in ["40001", "40P01"] {
+            let attempts = AtomicU32::new(0);
+            let result = write(&pool, |tx, _| {
+                let attempt = attempts.fetch_add(1, Ordering::SeqCst);
+                Box::pin(async move {
+                    if attempt < 2 {
+                        raise(tx, sqlstate).await?;
+                    }
+                    Ok(attempt)
+                })
+            })
+            .await;
+            assert_eq!(result.unwrap(), 2, "{sqlstate}: the third attempt commits");
+        }
+    }
+
+    #[tokio::test]
+    async fn retries_are_bounded_and_other_failures_are_not_retried() {
+        let Some(pool) = test_pool().await else {
+            return;
+        };
+        for (sqlstate, attempts_made) in [("40001", RETRIES + 1), ("23505", 1)] {
+            let attempts = AtomicU32::new(0);
+            let result: Result<(), StoreError> = write(&pool, |tx, _| {
+                attempts.fetch_add(1, Ordering::SeqCst);
+                Box::pin(async move { raise(tx, sqlstate).await })
+            })
+            .await;
+            match result {
+                Err(StoreError::Database(message)) => {
+                    assert!(
+                        message.ends_with(&format!("(SQLSTATE {sqlstate})")),
+                        "{message}"
+                    );
+                }
+                other => panic!("{sqlstate}: expected a database error, got {other:?}"),
+            }
+            assert_eq!(attempts.load(Ordering::SeqCst), attempts_made, "{sqlstate}");
+        }
+    }
 
     #[test]
     fn only_serialization_failures_and_deadlocks_are_retried() {
