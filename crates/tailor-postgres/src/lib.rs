@@ -107,14 +107,7 @@ impl PostgresStore {
         let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|_| StoreError::Database("the database URL cannot be read".into()))?;
-        let timeout = format!(
-            "-c statement_timeout={}",
-            options.statement_timeout.as_millis()
-        );
-        let startup = match config.get_options() {
-            Some(given) => format!("{given} {timeout}"),
-            None => timeout,
-        };
+        let startup = startup_options(config.get_options(), options.statement_timeout);
         config.options(startup);
         let manager = Manager::from_config(
             config,
@@ -156,6 +149,16 @@ impl PostgresStore {
         F: for<'t> FnOnce(&'t Tx<'t>) -> Work<'t, T> + Send,
     {
         transaction::read(&self.inner.pool, work).await
+    }
+}
+
+/// The server options every connection starts with: those the URL gives, then the statement
+/// timeout (set at connection start, so that no pooled connection is ever without it).
+fn startup_options(given: Option<&str>, statement_timeout: Duration) -> String {
+    let timeout = format!("-c statement_timeout={}", statement_timeout.as_millis());
+    match given {
+        Some(given) if !given.trim().is_empty() => format!("{given} {timeout}"),
+        _ => timeout,
     }
 }
 
@@ -708,5 +711,27 @@ impl Store for PostgresStore {
         let nos = nos.to_vec();
         self.read(move |tx| Box::pin(async move { advertisers::advertisers_by_no(tx, &nos).await }))
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_statement_timeout_follows_the_urls_own_options() {
+        let five_minutes = Duration::from_secs(300);
+        assert_eq!(
+            startup_options(None, five_minutes),
+            "-c statement_timeout=300000"
+        );
+        assert_eq!(
+            startup_options(Some("-c search_path=tailor"), Duration::from_millis(1500)),
+            "-c search_path=tailor -c statement_timeout=1500"
+        );
+        assert_eq!(
+            startup_options(Some(" "), five_minutes),
+            "-c statement_timeout=300000"
+        );
     }
 }
