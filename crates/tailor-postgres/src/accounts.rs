@@ -1,15 +1,16 @@
 //! The platform side: account writes, consent appends and erasures, with the counters they
 //! keep and the log entries they record, and the reads of accounts.
 //!
-//! An account write is the bulk-import hot loop. Which of a call's accounts exist is asked
-//! once; a new account costs no read at all: its number comes from the counter, its key is
-//! made here, and its rows (account, contact points, consent events, key) are queued and
-//! written together, by `COPY` when the call is large (`bulk`). An account that exists, or
-//! that the call wrote earlier, is read (after the queue is flushed, so that the read sees
-//! every earlier write of the call) and changed in place. Returned states are built from what
-//! was written rather than read back. Only keyed digests are written for contact points.
+//! An account write is the bulk-import hot loop, and a round trip to the server costs far more
+//! than the work of one account, so a call never reads or writes account by account: the
+//! accounts it names that exist are read at once, every write is worked out in memory (a later
+//! write of the same account starting from the earlier one's result), and the rows go out at
+//! the end, new ones by `COPY` when the call is large (`bulk`), changes by one set-wise
+//! `UPDATE` each. A new account's number comes from the counter and its log key is made here.
+//! Returned states are built from what was written rather than read back. Only keyed digests
+//! are written for contact points.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use jiff::Timestamp;
 use tailor_core::{AccountNo, AccountRegion, ConsentEvent, ContactDigests};
@@ -26,7 +27,7 @@ use crate::counters::{Sequence, Tally, count};
 use crate::log::{self, KeyRow};
 use crate::memberships;
 use crate::rows::{self, account_columns, consent_columns, contact_columns, dense_no, micros};
-use crate::transaction::{Tx, execute, query, query_one, query_opt};
+use crate::transaction::{Tx, execute, query, query_opt};
 
 /// An account row to insert.
 struct AccountRow {
@@ -157,7 +158,39 @@ impl Queue {
     }
 }
 
+/// What one call of [`write_accounts`] knows and has still to write.
+#[derive(Default)]
+struct Call {
+    /// The current state of every existing account the call names and of every account it
+    /// wrote, by id: a later write of the same account in the call starts from it.
+    states: HashMap<String, AccountState>,
+    /// The highest contact number each of those accounts ever used (removed ones included).
+    last_contact: HashMap<i64, i64>,
+    /// Their log keys.
+    keys: HashMap<i64, AccountKey>,
+    queue: Queue,
+    /// Changes to stored contact points, by (account, contact number), the last one of each
+    /// kept (each sets whole values, so the last is what running them in order leaves).
+    updates: BTreeMap<(i64, i64), ContactUpdate>,
+    removals: BTreeSet<(i64, i64)>,
+    /// Existing accounts written: their new region (the last one given).
+    touched: BTreeMap<i64, String>,
+}
+
+/// New values of a stored contact point kept by a write.
+struct ContactUpdate {
+    verified: bool,
+    notice_version: Option<String>,
+    other_digest: Option<Vec<u8>>,
+}
+
 /// Applies the account writes of one call, in order, and records each in the journal.
+///
+/// The accounts the call names that exist are read first, all at once (five statements);
+/// then every write is worked out in memory, and what it wrote goes out at the end: new rows
+/// by `bulk` (`COPY` for a large call), changed contact points and touched accounts by one
+/// set-wise `UPDATE` each. A call therefore costs a handful of statements however many
+/// accounts it writes, new or not.
 pub(crate) async fn write_accounts(
     tx: &Tx<'_>,
     tally: &mut Tally,
@@ -165,40 +198,143 @@ pub(crate) async fn write_accounts(
     now: Timestamp,
 ) -> Result<Vec<AccountChange>, StoreError> {
     let now = to_stored_precision(now);
-    let ids: Vec<&str> = writes.iter().map(|w| w.account_id.as_str()).collect();
-    let mut known: HashSet<String> = HashSet::new();
-    for row in query(
-        tx,
-        "SELECT account_id FROM accounts WHERE account_id = ANY($1)",
-        &[&ids],
-    )
-    .await?
-    {
-        known.insert(rows::get(&row, 0, "accounts.account_id")?);
-    }
-    let mut queue = Queue::default();
+    let mut call = Call::default();
+    read_existing(tx, writes, &mut call).await?;
     let mut changes = Vec::with_capacity(writes.len());
     for write in writes {
-        let (change, key) = if known.insert(write.account_id.clone()) {
-            create_account(tx, tally, &mut queue, write.clone(), now).await?
-        } else {
-            queue.flush(tx).await?;
-            update_account(tx, tally, &mut queue, write.clone(), now).await?
+        let (change, key) = match call.states.get(&write.account_id) {
+            None => create_account(tx, tally, &mut call, write.clone(), now).await?,
+            Some(before) => {
+                let before = before.clone();
+                update_account(tally, &mut call, before, write.clone(), now)?
+            }
         };
         tally
             .journal
             .record(now, tailor_store::log::account_changed(&key, &change));
+        call.states
+            .insert(change.after.account_id.clone(), change.after.clone());
         changes.push(change);
     }
-    queue.flush(tx).await?;
+    finish(tx, call, now).await?;
     Ok(changes)
+}
+
+/// Reads the states, last contact numbers and keys of the accounts of `writes` that exist.
+async fn read_existing(
+    tx: &Tx<'_>,
+    writes: &[AccountWrite],
+    call: &mut Call,
+) -> Result<(), StoreError> {
+    let ids: Vec<&str> = writes.iter().map(|w| w.account_id.as_str()).collect();
+    let found = query(
+        tx,
+        concat!(
+            "SELECT ",
+            account_columns!(),
+            " FROM accounts WHERE account_id = ANY($1) ORDER BY account_no"
+        ),
+        &[&ids],
+    )
+    .await?;
+    if found.is_empty() {
+        return Ok(());
+    }
+    let mut states = found
+        .iter()
+        .map(rows::account)
+        .collect::<Result<Vec<_>, _>>()?;
+    fill(tx, &mut states).await?;
+    let numbers: Vec<i64> = states.iter().map(|s| i64::from(s.no.0)).collect();
+    for row in query(
+        tx,
+        "SELECT account_no, MAX(contact_no) FROM contact_points WHERE account_no = ANY($1) \
+         GROUP BY account_no",
+        &[&numbers],
+    )
+    .await?
+    {
+        call.last_contact.insert(
+            rows::get(&row, 0, "contact_points.account_no")?,
+            rows::get(&row, 1, "contact_points.contact_no")?,
+        );
+    }
+    for row in query(
+        tx,
+        "SELECT account_no, key FROM account_keys WHERE account_no = ANY($1)",
+        &[&numbers],
+    )
+    .await?
+    {
+        call.keys.insert(
+            rows::get(&row, 0, "account_keys.account_no")?,
+            AccountKey(rows::bytes32(&row, 1, "account_keys.key")?),
+        );
+    }
+    for state in states {
+        call.states.insert(state.account_id.clone(), state);
+    }
+    Ok(())
+}
+
+/// Writes what a call queued: new rows first (the changes may concern them), then changed
+/// contact points, removed ones and touched accounts.
+async fn finish(tx: &Tx<'_>, mut call: Call, now: Timestamp) -> Result<(), StoreError> {
+    call.queue.flush(tx).await?;
+    if !call.updates.is_empty() {
+        let mut accounts = Vec::with_capacity(call.updates.len());
+        let mut numbers = Vec::with_capacity(call.updates.len());
+        let mut verified = Vec::with_capacity(call.updates.len());
+        let mut notices = Vec::with_capacity(call.updates.len());
+        let mut others = Vec::with_capacity(call.updates.len());
+        for ((account_no, contact_no), update) in call.updates {
+            accounts.push(account_no);
+            numbers.push(contact_no);
+            verified.push(update.verified);
+            notices.push(update.notice_version);
+            others.push(update.other_digest);
+        }
+        execute(
+            tx,
+            "UPDATE contact_points c SET verified = u.verified, \
+             notice_version = u.notice_version, other_digest = u.other_digest \
+             FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::BOOLEAN[], $4::TEXT[], $5::BYTEA[]) \
+             AS u (account_no, contact_no, verified, notice_version, other_digest) \
+             WHERE c.account_no = u.account_no AND c.contact_no = u.contact_no",
+            &[&accounts, &numbers, &verified, &notices, &others],
+        )
+        .await?;
+    }
+    if !call.removals.is_empty() {
+        let (accounts, numbers): (Vec<i64>, Vec<i64>) = call.removals.into_iter().unzip();
+        execute(
+            tx,
+            "UPDATE contact_points c SET removed_at = $3 \
+             FROM UNNEST($1::BIGINT[], $2::BIGINT[]) AS u (account_no, contact_no) \
+             WHERE c.account_no = u.account_no AND c.contact_no = u.contact_no",
+            &[&accounts, &numbers, &micros(now)],
+        )
+        .await?;
+    }
+    if !call.touched.is_empty() {
+        let (accounts, regions): (Vec<i64>, Vec<String>) = call.touched.into_iter().unzip();
+        execute(
+            tx,
+            "UPDATE accounts a SET region = u.region, updated_at = $3 \
+             FROM UNNEST($1::BIGINT[], $2::TEXT[]) AS u (account_no, region) \
+             WHERE a.account_no = u.account_no",
+            &[&accounts, &regions, &micros(now)],
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// Queues a new account's rows.
 async fn create_account(
     tx: &Tx<'_>,
     tally: &mut Tally,
-    queue: &mut Queue,
+    call: &mut Call,
     write: AccountWrite,
     now: Timestamp,
 ) -> Result<(AccountChange, AccountKey), StoreError> {
@@ -214,17 +350,18 @@ async fn create_account(
     }
     tally.set_last(Sequence::Account, no);
     tally.accounts += 1;
-    queue.accounts.push(AccountRow {
+    call.queue.accounts.push(AccountRow {
         account_no: no,
         account_id: account_id.clone(),
         region: region.as_str().to_owned(),
         at: micros(now),
     });
     let key = log::new_account_key()?;
-    queue.keys.push(KeyRow {
+    call.queue.keys.push(KeyRow {
         account_no: no,
         key: key.0.to_vec(),
     });
+    call.keys.insert(no, key.clone());
     let mut after = AccountState {
         no: dense_no(no)?,
         account_id,
@@ -234,9 +371,15 @@ async fn create_account(
         created_at: now,
         updated_at: now,
     };
-    after.contacts =
-        replace_contacts(tx, tally, queue, no, Vec::new(), dedupe(contacts), 1, now).await?;
-    append_consents(tally, queue, no, &mut after.consents, consents, now);
+    after.contacts = replace_contacts(tally, call, no, Vec::new(), dedupe(contacts), now)?;
+    append_consents(
+        tally,
+        &mut call.queue,
+        no,
+        &mut after.consents,
+        consents,
+        now,
+    );
     Ok((
         AccountChange {
             before: None,
@@ -246,45 +389,49 @@ async fn create_account(
     ))
 }
 
-/// Changes an existing account (every queued row is written already).
-async fn update_account(
-    tx: &Tx<'_>,
+/// Changes an account that exists (or that the call created), from its current state.
+fn update_account(
     tally: &mut Tally,
-    queue: &mut Queue,
+    call: &mut Call,
+    before: AccountState,
     write: AccountWrite,
     now: Timestamp,
 ) -> Result<(AccountChange, AccountKey), StoreError> {
     let AccountWrite {
-        account_id,
         region,
         contacts,
         consents,
+        ..
     } = write;
-    let Some(before) = load_account(tx, &account_id).await? else {
-        return Err(StoreError::Database(
-            "an account vanished within a write transaction".into(),
-        ));
-    };
     let no = i64::from(before.no.0);
-    touch_account(tx, no, &region, now).await?;
-    let next_contact_no = last_contact_no(tx, no).await? + 1;
+    let key = match call.keys.get(&no) {
+        Some(key) => key.clone(),
+        None => {
+            // Every account is given a key when it is created; one without (written by an
+            // older version) gets it now.
+            let key = log::new_account_key()?;
+            call.queue.keys.push(KeyRow {
+                account_no: no,
+                key: key.0.to_vec(),
+            });
+            call.keys.insert(no, key.clone());
+            key
+        }
+    };
+    call.touched.insert(no, region.as_str().to_owned());
     let mut after = before.clone();
     after.region = region;
     after.updated_at = now;
     let live = std::mem::take(&mut after.contacts);
-    after.contacts = replace_contacts(
-        tx,
+    after.contacts = replace_contacts(tally, call, no, live, dedupe(contacts), now)?;
+    append_consents(
         tally,
-        queue,
+        &mut call.queue,
         no,
-        live,
-        dedupe(contacts),
-        next_contact_no,
+        &mut after.consents,
+        consents,
         now,
-    )
-    .await?;
-    append_consents(tally, queue, no, &mut after.consents, consents, now);
-    let key = log::account_key(tx, before.no.0).await?;
+    );
     Ok((
         AccountChange {
             before: Some(before),
@@ -414,32 +561,19 @@ async fn touch_account(
     Ok(())
 }
 
-/// The highest contact number an account ever used, removed contact points included (numbers
-/// are never reused within an account); 0 for none.
-async fn last_contact_no(tx: &Tx<'_>, no: i64) -> Result<i64, StoreError> {
-    let row = query_one(
-        tx,
-        "SELECT COALESCE(MAX(contact_no), 0)::BIGINT FROM contact_points WHERE account_no = $1",
-        &[&no],
-    )
-    .await?;
-    rows::get(&row, 0, "contact_points.contact_no")
-}
-
 /// Makes `wanted` the live contact points of account `no`, whose live ones are `live`:
 /// those in both are kept (updated in place), those only in `live` are marked removed, new
-/// ones are numbered from `next_no` in the order listed. Returns the new live set by number.
-#[allow(clippy::too_many_arguments)] // The account, its contact points and the call's state.
-async fn replace_contacts(
-    tx: &Tx<'_>,
+/// ones are numbered after the highest number the account ever used, in the order listed.
+/// Returns the new live set by number.
+fn replace_contacts(
     tally: &mut Tally,
-    queue: &mut Queue,
+    call: &mut Call,
     no: i64,
     live: Vec<StoredContact>,
     wanted: Vec<NewContact>,
-    mut next_no: i64,
     now: Timestamp,
 ) -> Result<Vec<StoredContact>, StoreError> {
+    let mut next_no = call.last_contact.get(&no).copied().unwrap_or(0) + 1;
     let mut live: Vec<Option<StoredContact>> = live.into_iter().map(Some).collect();
     let mut result = Vec::with_capacity(wanted.len());
     for new in wanted {
@@ -453,20 +587,14 @@ async fn replace_contacts(
                 || kept.notice_version != new.notice_version
                 || kept.digests != new.digests
             {
-                let other = other_digest(&new.digests);
-                execute(
-                    tx,
-                    "UPDATE contact_points SET verified = $1, notice_version = $2, \
-                     other_digest = $3 WHERE account_no = $4 AND contact_no = $5",
-                    &[
-                        &new.verified,
-                        &new.notice_version,
-                        &other.as_ref().map(|d| d.as_slice()),
-                        &no,
-                        &i64::from(kept.contact_no),
-                    ],
-                )
-                .await?;
+                call.updates.insert(
+                    (no, i64::from(kept.contact_no)),
+                    ContactUpdate {
+                        verified: new.verified,
+                        notice_version: new.notice_version.clone(),
+                        other_digest: other_digest(&new.digests).map(|d| d.to_vec()),
+                    },
+                );
                 kept.verified = new.verified;
                 kept.notice_version = new.notice_version;
                 kept.digests = new.digests;
@@ -478,7 +606,7 @@ async fn replace_contacts(
             StoreError::Database("an account has used up its contact point numbers".into())
         })?;
         next_no += 1;
-        queue.contacts.push(ContactRow {
+        call.queue.contacts.push(ContactRow {
             account_no: no,
             contact_no: i64::from(contact_no),
             kind: new.kind.as_str(),
@@ -500,13 +628,9 @@ async fn replace_contacts(
             added_at: now,
         });
     }
+    call.last_contact.insert(no, next_no - 1);
     for removed in live.into_iter().flatten() {
-        execute(
-            tx,
-            "UPDATE contact_points SET removed_at = $1 WHERE account_no = $2 AND contact_no = $3",
-            &[&micros(now), &no, &i64::from(removed.contact_no)],
-        )
-        .await?;
+        call.removals.insert((no, i64::from(removed.contact_no)));
         tally.live_contact_points -= 1;
     }
     result.sort_by_key(|c| c.contact_no);

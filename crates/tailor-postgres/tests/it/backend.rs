@@ -140,6 +140,51 @@ async fn a_bulk_import_through_copy_reads_back_and_is_written_again() {
     }
     assert_eq!(store.counts().await.unwrap(), counts);
     assert_eq!(store.log_size().await.unwrap(), 2 * ACCOUNTS);
+
+    // A third call that changes most of them at once: verified flags turn, contact points
+    // are added and removed, and one account is written twice.
+    let mut changed: Vec<AccountWrite> = (0..ACCOUNTS)
+        .map(|n| {
+            let mut w = account(n);
+            if n % 2 == 0 {
+                w.contacts[0].verified = false;
+            }
+            if n % 3 == 0 {
+                let mut extra = account(ACCOUNTS + n).contacts.remove(0);
+                extra.context = Context::Signup;
+                w.contacts.push(extra);
+            }
+            if n % 5 == 0 {
+                w.contacts.clear();
+            }
+            w
+        })
+        .collect();
+    // Account 6's first write flipped its flag and added a contact point; this one takes both
+    // back, within the same call.
+    changed.push(account(6));
+    let latest = later + jiff::SignedDuration::from_secs(60);
+    let results = store.write_accounts(changed, latest).await.unwrap();
+    let last = results.last().unwrap();
+    assert_eq!(
+        last.before.as_ref(),
+        Some(&results[6].after),
+        "sees the earlier write"
+    );
+    assert_eq!(results[6].after.contacts.len(), 2);
+    assert_eq!(last.after.contacts.len(), 1);
+    assert!(last.after.contacts[0].verified);
+    let mut live = 0;
+    let mut finals = std::collections::BTreeMap::new();
+    for change in &results {
+        finals.insert(change.after.account_id.clone(), change.after.clone());
+    }
+    for (id, after) in &finals {
+        live += after.contacts.len() as u64;
+        let read = store.account(id).await.unwrap();
+        assert_eq!(read.as_ref(), Some(after), "{id}");
+    }
+    assert_eq!(store.counts().await.unwrap().live_contact_points, live);
 }
 
 #[tokio::test]
