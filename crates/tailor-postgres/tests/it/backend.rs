@@ -199,3 +199,85 @@ async fn debug_never_shows_the_connection_string() {
     assert!(!shown.contains("tailor_t_"), "{shown}");
     assert!(!shown.contains("127.0.0.1"), "{shown}");
 }
+
+/// Two stores on one database (as two processes would be) writing at once: every write
+/// lands, account numbers are distinct and gapless, and the log is one chain whose stored
+/// roots are those of its prefixes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_stores_on_one_database_keep_one_log_chain() {
+    let Some(server) = Server::find().await else {
+        return;
+    };
+    let databases = Databases::new(&server);
+    let name = databases.create().await;
+    let url = server.url(&name);
+    let mut stores = Vec::new();
+    for _ in 0..2 {
+        stores.push(
+            PostgresStore::connect(&url, PostgresOptions::default())
+                .await
+                .unwrap(),
+        );
+    }
+    const TASKS: u64 = 6;
+    const CALLS: u64 = 10;
+    let mut tasks = Vec::new();
+    for task in 0..TASKS {
+        let store = stores[(task % 2) as usize].clone();
+        tasks.push(tokio::spawn(async move {
+            for call in 0..CALLS {
+                let n = task * CALLS + call;
+                store
+                    .write_accounts(vec![account(2 * n), account(2 * n + 1)], now())
+                    .await
+                    .unwrap();
+                store
+                    .append_consent(
+                        &format!("acct-{}", 2 * n),
+                        tailor_store::NewConsent {
+                            purpose: tailor_core::Purpose::parse(
+                                tailor_core::purpose::MARKETING_TARGETED,
+                            )
+                            .unwrap(),
+                            state: tailor_core::ConsentState::Granted,
+                            source: tailor_core::ConsentSource::Settings,
+                            at: now(),
+                            notice_version: None,
+                        },
+                        now(),
+                    )
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let store = &stores[0];
+    let accounts = 2 * TASKS * CALLS;
+    assert_eq!(store.counts().await.unwrap().accounts, accounts);
+    let mut numbers: Vec<u32> = Vec::new();
+    let mut scan = store.scan_accounts(50);
+    while let Some(batch) = scan.recv().await {
+        numbers.extend(batch.unwrap().iter().map(|s| s.no.0));
+    }
+    let gapless: Vec<u32> = (1..=u32::try_from(accounts).unwrap()).collect();
+    assert_eq!(numbers, gapless, "account numbers");
+
+    let size = store.log_size().await.unwrap();
+    assert_eq!(
+        size,
+        accounts + TASKS * CALLS,
+        "one entry per account write"
+    );
+    let entries = store.log_entries(0, size).await.unwrap();
+    let mut frontier = tailor_log::Frontier::new();
+    for (index, entry) in entries.iter().enumerate() {
+        assert_eq!(entry.index, index as u64);
+        let parsed = tailor_store::log::LogEntry::parse(&entry.data).unwrap();
+        assert_eq!(parsed.index, entry.index, "the entry names its place");
+        frontier.push(tailor_log::leaf_hash(&entry.data));
+        assert_eq!(entry.root, frontier.root(), "root after entry {index}");
+    }
+}
