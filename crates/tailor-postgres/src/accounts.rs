@@ -143,8 +143,7 @@ struct Queue {
 }
 
 impl Queue {
-    /// Writes every queued row: call it before reading, and before the end of the call.
-    /// Accounts go first (the other rows refer to them).
+    /// Writes every queued row, accounts first (the other rows refer to them).
     async fn flush(&mut self, tx: &Tx<'_>) -> Result<(), StoreError> {
         bulk::insert(tx, &self.accounts).await?;
         bulk::insert(tx, &self.contacts).await?;
