@@ -194,6 +194,20 @@ pub struct Job {
     pub keys: KeySetDigest,
 }
 
+/// Microseconds in a day.
+const DAY: i64 = 86_400_000_000;
+
+/// When a membership granted at `now` with a time to live of `days` expires (the latest
+/// representable time if that is further).
+pub fn expiry(now: Timestamp, days: u32) -> Timestamp {
+    let latest = Timestamp::MAX.as_microsecond();
+    let at = i64::from(days)
+        .checked_mul(DAY)
+        .and_then(|ttl| now.as_microsecond().checked_add(ttl))
+        .map_or(latest, |at| at.min(latest));
+    Timestamp::from_microsecond(at).unwrap_or(Timestamp::MAX)
+}
+
 /// A membership to grant, with its basis.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Grant {
@@ -365,4 +379,20 @@ pub struct StagedPart {
     pub part_no: u32,
     pub counts: JobCounts,
     pub keys: KeySetDigest,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiry_adds_days_and_saturates() {
+        let now = Timestamp::from_second(1_800_000_000).unwrap();
+        assert_eq!(expiry(now, 540).as_second(), 1_800_000_000 + 540 * 86_400);
+        assert_eq!(expiry(now, 0), now);
+        assert_eq!(
+            expiry(now, u32::MAX).as_microsecond(),
+            Timestamp::MAX.as_microsecond()
+        );
+    }
 }

@@ -20,8 +20,10 @@ use tailor_core::{
 
 pub mod audience;
 pub mod conformance;
+pub mod contacts;
 mod error;
 pub mod log;
+pub mod packing;
 mod sqlite;
 
 pub use audience::{
@@ -31,6 +33,11 @@ pub use audience::{
 };
 pub use error::StoreError;
 pub use sqlite::SqliteStore;
+
+/// A time as every backend stores it and reads it back: cut to the microsecond.
+pub fn to_stored_precision(at: Timestamp) -> Timestamp {
+    Timestamp::from_microsecond(at.as_microsecond()).unwrap_or(at)
+}
 
 /// A contact point to store for an account.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -218,3 +218,54 @@ pub fn grant_leaf(
     data.extend_from_slice(policy_version);
     tailor_log::leaf_hash(&data)
 }
+
+/// A contact point as the log names it, under its account's key.
+pub fn logged_contact(key: &AccountKey, contact: &crate::StoredContact) -> LoggedContact {
+    LoggedContact {
+        contact: key.contact(contact.digests.primary().as_bytes()),
+        kind: contact.kind.as_str().to_owned(),
+        context: contact.context.as_str().to_owned(),
+        verified: contact.verified,
+    }
+}
+
+/// The entry of an account write: the contact points it collected and removed (by contact
+/// number), the consent events it appended.
+pub fn account_changed(key: &AccountKey, change: &crate::AccountChange) -> LogEvent {
+    let after = &change.after;
+    let before_contacts: &[crate::StoredContact] = change
+        .before
+        .as_ref()
+        .map_or(&[], |b| b.contacts.as_slice());
+    let known = |list: &[crate::StoredContact], no: u32| list.iter().any(|c| c.contact_no == no);
+    let collected = after
+        .contacts
+        .iter()
+        .filter(|c| !known(before_contacts, c.contact_no))
+        .map(|c| logged_contact(key, c))
+        .collect();
+    let removed = before_contacts
+        .iter()
+        .filter(|c| !known(&after.contacts, c.contact_no))
+        .map(|c| logged_contact(key, c))
+        .collect();
+    let had = change.before.as_ref().map_or(0, |b| b.consents.len());
+    let consents = after.consents[had.min(after.consents.len())..]
+        .iter()
+        .map(|c| LoggedConsent {
+            seq: c.seq,
+            purpose: c.purpose.as_str().to_owned(),
+            state: c.state.as_str().to_owned(),
+            source: c.source.as_str().to_owned(),
+            at: c.at,
+        })
+        .collect();
+    LogEvent::AccountChanged {
+        account: key.account(),
+        created: change.before.is_none(),
+        region: after.region.as_str().to_owned(),
+        collected,
+        removed,
+        consents,
+    }
+}

@@ -19,7 +19,6 @@ mod corrections;
 mod counters;
 mod log;
 mod memberships;
-mod packing;
 mod releases;
 mod rows;
 mod scan;

@@ -19,11 +19,11 @@ use tailor_core::{AccountNo, KeyedDigest};
 use super::SqlResult;
 use super::counters::{Sequence, Tally, count};
 use super::memberships;
-use super::packing::{decode_rejected, encode_rejected, pack_matches, unpack_matches};
 use super::releases;
 use super::rows::{
     self, job_columns, micros, number, session_columns, timestamp, to_stored_precision,
 };
+use crate::packing::{decode_rejected, encode_rejected, pack_matches, unpack_matches};
 use crate::{
     Applied, Audience, Job, JobCounts, JobOp, JobState, NewAudience, NewJob, Release, SessionPart,
     StagedPart, StoreError, UploadSession,

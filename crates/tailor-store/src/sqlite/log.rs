@@ -14,9 +14,7 @@ use rusqlite::{Connection, OptionalExtension};
 use super::SqlResult;
 use super::rows::{micros, number, timestamp};
 use crate::StoreError;
-use crate::log::{
-    AccountKey, LogEntry, LogEvent, LoggedConsent, LoggedContact, StoredCheckpoint, StoredEntry,
-};
+use crate::log::{AccountKey, LogEntry, LogEvent, StoredCheckpoint, StoredEntry};
 
 /// The meta row holding the tree's frontier.
 const FRONTIER: &str = "log_frontier";
@@ -198,15 +196,6 @@ pub(super) fn checkpoints(conn: &Connection) -> Result<Vec<StoredCheckpoint>, St
 // -------------------------------------------------------------------------------------------
 // What each change records
 
-fn logged_contact(key: &AccountKey, contact: &crate::StoredContact) -> LoggedContact {
-    LoggedContact {
-        contact: key.contact(contact.digests.primary().as_bytes()),
-        kind: contact.kind.as_str().to_owned(),
-        context: contact.context.as_str().to_owned(),
-        verified: contact.verified,
-    }
-}
-
 /// Records an account write: the contact points it collected and removed, the consent events
 /// it appended.
 pub(super) fn account_changed(
@@ -215,46 +204,8 @@ pub(super) fn account_changed(
     change: &crate::AccountChange,
     at: Timestamp,
 ) -> Result<(), StoreError> {
-    let after = &change.after;
-    let key = account_key(conn, after.no.0)?;
-    let before_contacts: &[crate::StoredContact] = change
-        .before
-        .as_ref()
-        .map_or(&[], |b| b.contacts.as_slice());
-    let known = |list: &[crate::StoredContact], no: u32| list.iter().any(|c| c.contact_no == no);
-    let collected = after
-        .contacts
-        .iter()
-        .filter(|c| !known(before_contacts, c.contact_no))
-        .map(|c| logged_contact(&key, c))
-        .collect();
-    let removed = before_contacts
-        .iter()
-        .filter(|c| !known(&after.contacts, c.contact_no))
-        .map(|c| logged_contact(&key, c))
-        .collect();
-    let had = change.before.as_ref().map_or(0, |b| b.consents.len());
-    let consents = after.consents[had.min(after.consents.len())..]
-        .iter()
-        .map(|c| LoggedConsent {
-            seq: c.seq,
-            purpose: c.purpose.as_str().to_owned(),
-            state: c.state.as_str().to_owned(),
-            source: c.source.as_str().to_owned(),
-            at: c.at,
-        })
-        .collect();
-    journal.record(
-        at,
-        LogEvent::AccountChanged {
-            account: key.account(),
-            created: change.before.is_none(),
-            region: after.region.as_str().to_owned(),
-            collected,
-            removed,
-            consents,
-        },
-    );
+    let key = account_key(conn, change.after.no.0)?;
+    journal.record(at, crate::log::account_changed(&key, change));
     Ok(())
 }
 

@@ -20,28 +20,15 @@ use tailor_core::{AccountNo, Context, PolicyVersion};
 
 use super::SqlResult;
 use super::counters::{Sequence, Tally, count};
-use super::packing::{holds_account, without_account};
 use super::rows::{self, event_columns, membership_columns, micros, to_stored_precision};
+use crate::audience::expiry;
+use crate::packing::{holds_account, without_account};
 use crate::{
     Applied, Grant, JobOp, JobState, Membership, MembershipEvent, RevokeReason, StoreError,
 };
 
 /// Rows written (or accounts named) by one statement.
 const ROWS_PER_STATEMENT: usize = 128;
-
-/// Microseconds in a day.
-const DAY: i64 = 86_400_000_000;
-
-/// When a membership granted at `now` with a time to live of `days` expires (the latest
-/// representable time if that is further).
-pub(super) fn expiry(now: Timestamp, days: u32) -> Timestamp {
-    let latest = Timestamp::MAX.as_microsecond();
-    let at = i64::from(days)
-        .checked_mul(DAY)
-        .and_then(|ttl| now.as_microsecond().checked_add(ttl))
-        .map_or(latest, |at| at.min(latest));
-    Timestamp::from_microsecond(at).unwrap_or(Timestamp::MAX)
-}
 
 /// A number as SQL wants it.
 fn signed(n: u64, what: &'static str) -> Result<i64, StoreError> {
@@ -827,7 +814,7 @@ fn log_job(
             policy_version: grants.first().map(|g| hex::encode(g.policy_version.0)),
             rows_received: received.unsigned_abs(),
             rows_accepted: accepted.unsigned_abs(),
-            rejected: super::packing::decode_rejected(&rejected, "jobs.rejected")?
+            rejected: crate::packing::decode_rejected(&rejected, "jobs.rejected")?
                 .into_iter()
                 .collect(),
             granted: grants.len() as u64,
@@ -1080,17 +1067,6 @@ pub(super) fn prune_history(conn: &Connection, before: Timestamp) -> Result<u64,
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn expiry_adds_days_and_saturates() {
-        let now = Timestamp::from_second(1_800_000_000).unwrap();
-        assert_eq!(expiry(now, 540).as_second(), 1_800_000_000 + 540 * 86_400);
-        assert_eq!(expiry(now, 0), now);
-        assert_eq!(
-            expiry(now, u32::MAX).as_microsecond(),
-            Timestamp::MAX.as_microsecond()
-        );
-    }
 
     #[test]
     fn values_are_numbered_after_the_shared_ones() {

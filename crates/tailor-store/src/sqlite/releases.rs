@@ -8,33 +8,12 @@
 
 use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, Row};
-use tailor_core::release::{Epsilon, QueryDigest, ReleaseConfig, ReleasedSize, budget_admits};
+use tailor_core::release::{Epsilon, QueryDigest, ReleaseConfig, budget_admits};
 
 use super::SqlResult;
 use super::rows::{micros, number, timestamp, to_stored_precision};
+use crate::packing::{decode_size, encode_size};
 use crate::{Charged, NewRelease, Release, StoreError};
-
-/// How a released size is stored: `below_threshold`, or the approximate size in decimal.
-fn encode_size(size: ReleasedSize) -> Result<String, StoreError> {
-    match size {
-        ReleasedSize::BelowThreshold { .. } => Ok("below_threshold".to_owned()),
-        ReleasedSize::Approximate { approximate } => Ok(approximate.to_string()),
-        ReleasedSize::Unavailable { .. } => {
-            Err(StoreError::Conflict("an unavailable size is not a release"))
-        }
-    }
-}
-
-fn decode_size(text: &str) -> Result<ReleasedSize, StoreError> {
-    if text == "below_threshold" {
-        return Ok(ReleasedSize::BelowThreshold {
-            below_threshold: true,
-        });
-    }
-    text.parse()
-        .map(|approximate| ReleasedSize::Approximate { approximate })
-        .map_err(|_| StoreError::Corrupt("releases.size holds an unknown value".into()))
-}
 
 /// A release from the columns `epoch, size, epsilon_micros, at` starting at `first`.
 pub(super) fn release(

@@ -14,7 +14,7 @@ use tailor_core::{
 };
 
 use super::SqlResult;
-use super::packing::decode_rejected;
+use crate::packing::decode_rejected;
 use crate::{
     AccountState, Advertiser, ApiKeyRecord, Job, JobCounts, JobOp, JobState, Membership,
     MembershipChange, MembershipEvent, RevokeReason, ScannedEvent, StoreError, StoredContact,
@@ -101,10 +101,7 @@ pub(super) fn micros(at: Timestamp) -> i64 {
     at.as_microsecond()
 }
 
-/// A time as it will read back: cut to the microsecond.
-pub(super) fn to_stored_precision(at: Timestamp) -> Timestamp {
-    Timestamp::from_microsecond(at.as_microsecond()).unwrap_or(at)
-}
+pub(super) use crate::to_stored_precision;
 
 fn unreadable(column: &str, error: rusqlite::types::FromSqlError) -> StoreError {
     StoreError::Corrupt(format!("{column}: {error}"))

@@ -9,16 +9,15 @@
 //! every earlier write of the call), and the returned states are built from what was written
 //! rather than read back. Only keyed digests are written for contact points.
 
-use std::collections::HashSet;
-
 use jiff::Timestamp;
 use rusqlite::{CachedStatement, Connection};
-use tailor_core::{AccountRegion, ConsentEvent, ContactDigests, ContactKind, Context, KeyedDigest};
+use tailor_core::{AccountRegion, ConsentEvent, ContactDigests};
 
 use super::SqlResult;
 use super::counters::{Sequence, Tally, count};
 use super::memberships;
 use super::rows::{dense_no, load_account, micros, to_stored_precision};
+use crate::contacts::{dedupe, identity, new_identity};
 use crate::{
     AccountChange, AccountState, AccountWrite, Erasure, NewConsent, NewContact, StoreError,
     StoredContact,
@@ -355,43 +354,6 @@ fn last_contact_no(conn: &Connection, no: i64) -> Result<i64, StoreError> {
     .db()
 }
 
-/// A contact point's identity within its account.
-fn identity(kind: ContactKind, context: Context, digests: &ContactDigests) -> Identity {
-    (kind, context, digests.primary())
-}
-
-type Identity = (ContactKind, Context, KeyedDigest);
-
-fn new_identity(contact: &NewContact) -> Identity {
-    identity(contact.kind, contact.context, &contact.digests)
-}
-
-/// Keeps the last of contact points listed twice (a caller's slip, not worth refusing the
-/// write), at the position of that last listing.
-fn dedupe(mut contacts: Vec<NewContact>) -> Vec<NewContact> {
-    // A handful of contact points (the usual case) is checked pairwise, without allocating.
-    if contacts.len() <= 16 {
-        let mut i = 0;
-        while i < contacts.len() {
-            let key = new_identity(&contacts[i]);
-            if contacts[i + 1..].iter().any(|c| new_identity(c) == key) {
-                contacts.remove(i);
-            } else {
-                i += 1;
-            }
-        }
-        return contacts;
-    }
-    let mut seen = HashSet::with_capacity(contacts.len());
-    let mut kept: Vec<NewContact> = contacts
-        .into_iter()
-        .rev()
-        .filter(|c| seen.insert(new_identity(c)))
-        .collect();
-    kept.reverse();
-    kept
-}
-
 /// Makes `wanted` the live contact points of account `no`, whose live ones are `live`:
 /// those in both are kept (updated in place), those only in `live` are marked removed, new
 /// ones are numbered from `next_no` in the order listed. Returns the new live set by number.
@@ -517,40 +479,4 @@ fn append_consents(
         });
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn contact(seed: u8, context: Context, verified: bool) -> NewContact {
-        NewContact {
-            kind: ContactKind::Email,
-            context,
-            verified,
-            notice_version: None,
-            digests: ContactDigests::new(KeyedDigest([seed; 32]), None),
-        }
-    }
-
-    #[test]
-    fn dedupe_keeps_the_last_listing_small_and_large() {
-        let a = contact(1, Context::Profile, false);
-        let b = contact(2, Context::Profile, true);
-        let a2 = contact(1, Context::Profile, true);
-        let a_mfa = contact(1, Context::Mfa, true);
-        let small = vec![a.clone(), b.clone(), a_mfa.clone(), a2.clone()];
-        assert_eq!(dedupe(small), vec![b.clone(), a_mfa.clone(), a2.clone()]);
-
-        // Past the pairwise threshold the same rule holds.
-        let mut large: Vec<NewContact> = (10..40)
-            .map(|s| contact(s, Context::Signup, true))
-            .collect();
-        large.insert(3, a.clone());
-        large.push(a2.clone());
-        let deduped = dedupe(large.clone());
-        assert_eq!(deduped.len(), large.len() - 1);
-        assert_eq!(deduped.last(), Some(&a2));
-        assert!(!deduped.contains(&a));
-    }
 }

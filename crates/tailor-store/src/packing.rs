@@ -1,15 +1,18 @@
-//! The two compact encodings of the advertiser-side tables: a staged part's matched pairs as
-//! one BLOB, and rejection counters as one line of text.
+//! The compact encodings of the advertiser-side tables, shared by every backend: a staged
+//! part's matched pairs as one binary value, rejection counters as one line of text, and a
+//! released size as text.
 //!
 //! Matched pairs are packed as 36-byte records (the account number as 4 big-endian bytes,
 //! then the 32-byte keyed digest), sorted and without duplicates, so that a part of half a
 //! million matches is one 18 MB value written in one go rather than half a million rows.
 //! Rejection counters are `code=n` items joined by `;`, the codes percent-escaped (`%`, `;`
-//! and `=`), so any code round-trips. A value that does not decode is `Corrupt`, and the
-//! message never quotes it.
+//! and `=`), so any code round-trips. A released size is `below_threshold` or the approximate
+//! size in decimal. A value that does not decode is `Corrupt`, and the message never quotes
+//! it. Backends store these values as they are, so that their tables hold the same bytes.
 
 use std::collections::BTreeMap;
 
+use tailor_core::release::ReleasedSize;
 use tailor_core::{AccountNo, KeyedDigest};
 
 use crate::StoreError;
@@ -18,7 +21,7 @@ use crate::StoreError;
 const PAIR: usize = 4 + 32;
 
 /// Packs matched pairs, sorting them and dropping duplicates.
-pub(super) fn pack_matches(mut pairs: Vec<(AccountNo, KeyedDigest)>) -> Vec<u8> {
+pub fn pack_matches(mut pairs: Vec<(AccountNo, KeyedDigest)>) -> Vec<u8> {
     pairs.sort_unstable();
     pairs.dedup();
     let mut packed = Vec::with_capacity(pairs.len() * PAIR);
@@ -30,7 +33,7 @@ pub(super) fn pack_matches(mut pairs: Vec<(AccountNo, KeyedDigest)>) -> Vec<u8> 
 }
 
 /// Appends the pairs packed in `bytes` to `out`.
-pub(super) fn unpack_matches(
+pub fn unpack_matches(
     bytes: &[u8],
     out: &mut Vec<(AccountNo, KeyedDigest)>,
 ) -> Result<(), StoreError> {
@@ -52,7 +55,7 @@ pub(super) fn unpack_matches(
 }
 
 /// Whether packed pairs hold any pair of `account` (they are sorted by account).
-pub(super) fn holds_account(bytes: &[u8], account: AccountNo) -> bool {
+pub fn holds_account(bytes: &[u8], account: AccountNo) -> bool {
     let wanted = account.0.to_be_bytes();
     let records = bytes.len() / PAIR;
     // Binary search over the records' account numbers.
@@ -70,7 +73,7 @@ pub(super) fn holds_account(bytes: &[u8], account: AccountNo) -> bool {
 }
 
 /// Packed pairs without those of `account`.
-pub(super) fn without_account(bytes: &[u8], account: AccountNo) -> Vec<u8> {
+pub fn without_account(bytes: &[u8], account: AccountNo) -> Vec<u8> {
     let wanted = account.0.to_be_bytes();
     bytes
         .chunks_exact(PAIR)
@@ -81,7 +84,7 @@ pub(super) fn without_account(bytes: &[u8], account: AccountNo) -> Vec<u8> {
 }
 
 /// Encodes rejection counters as `code=n;code=n`.
-pub(super) fn encode_rejected(rejected: &BTreeMap<String, u64>) -> String {
+pub fn encode_rejected(rejected: &BTreeMap<String, u64>) -> String {
     let mut text = String::new();
     for (code, n) in rejected {
         if !text.is_empty() {
@@ -102,10 +105,7 @@ pub(super) fn encode_rejected(rejected: &BTreeMap<String, u64>) -> String {
 }
 
 /// Decodes what [`encode_rejected`] wrote; `column` names the column in an error.
-pub(super) fn decode_rejected(
-    text: &str,
-    column: &str,
-) -> Result<BTreeMap<String, u64>, StoreError> {
+pub fn decode_rejected(text: &str, column: &str) -> Result<BTreeMap<String, u64>, StoreError> {
     let corrupt = || StoreError::Corrupt(format!("{column} is malformed"));
     let mut rejected = BTreeMap::new();
     if text.is_empty() {
@@ -133,6 +133,30 @@ pub(super) fn decode_rejected(
         }
     }
     Ok(rejected)
+}
+
+/// How a released size is stored: `below_threshold`, or the approximate size in decimal. An
+/// unavailable size is not a release and is refused.
+pub fn encode_size(size: ReleasedSize) -> Result<String, StoreError> {
+    match size {
+        ReleasedSize::BelowThreshold { .. } => Ok("below_threshold".to_owned()),
+        ReleasedSize::Approximate { approximate } => Ok(approximate.to_string()),
+        ReleasedSize::Unavailable { .. } => {
+            Err(StoreError::Conflict("an unavailable size is not a release"))
+        }
+    }
+}
+
+/// Decodes what [`encode_size`] wrote.
+pub fn decode_size(text: &str) -> Result<ReleasedSize, StoreError> {
+    if text == "below_threshold" {
+        return Ok(ReleasedSize::BelowThreshold {
+            below_threshold: true,
+        });
+    }
+    text.parse()
+        .map(|approximate| ReleasedSize::Approximate { approximate })
+        .map_err(|_| StoreError::Corrupt("releases.size holds an unknown value".into()))
 }
 
 #[cfg(test)]
