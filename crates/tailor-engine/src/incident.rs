@@ -26,10 +26,10 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
-use tailor_core::policy::{AccountFacts, ContactFacts};
+use tailor_core::policy::{AccountFacts, Basis, ContactFacts};
 use tailor_core::{
     AccountNo, AccountRegion, ConsentEvent, ContactDigests, ContactKind, Context, E164Phone,
-    NormalizedEmail, Policy,
+    Ineligible, NormalizedEmail, Policy,
 };
 use tailor_store::{
     AccountState, CorrectionRefused, NewCorrection, RevokeReason, ScannedEvent, Store, StoreError,
@@ -247,6 +247,11 @@ impl Facts {
     }
 }
 
+/// Decisions for accounts with no consent event for the replayed purpose: those depend on the
+/// region, the context and verification alone (not on the time), so each combination is
+/// decided once per replaying thread instead of once per grant.
+type Decided = HashMap<(u32, Context, bool), Result<Basis, Ineligible>>;
+
 /// Why the policy would not have made this grant, or `None` if it would. A grant of an
 /// account that no longer exists (erased) is not replayed: its basis is gone with it.
 fn replay(
@@ -254,6 +259,7 @@ fn replay(
     grant: &ScannedEvent,
     facts: &Facts,
     context: Context,
+    decided: &mut Decided,
 ) -> Option<&'static str> {
     let known = facts.get(grant.account)?;
     let region = facts.regions.get(known.region as usize)?;
@@ -263,22 +269,30 @@ fn replay(
         .find(|(digests, _)| digests.iter().any(|d| d == grant.contact_digest))
         // A contact point removed since was there, as recorded, when it was matched.
         .is_none_or(|&(_, verified)| verified);
-    let account = AccountFacts {
-        no: grant.account,
-        region,
-        consents: &known.consents,
+    let decide = || {
+        let account = AccountFacts {
+            no: grant.account,
+            region,
+            consents: &known.consents,
+        };
+        let contact = ContactFacts {
+            context,
+            verified,
+            removed: false,
+        };
+        policy.decide(INDEXED_PURPOSE, &account, &contact, grant.at)
     };
-    let contact = ContactFacts {
-        context,
-        verified,
-        removed: false,
+    let decision = if known.consents.is_empty() {
+        *decided
+            .entry((known.region, context, verified))
+            .or_insert_with(decide)
+    } else {
+        decide()
     };
-    match policy.decide(INDEXED_PURPOSE, &account, &contact, grant.at) {
+    match decision {
         Ok(_) => None,
         // Granted under an opt-out regime that the policy now says needs consent.
-        Err(tailor_core::Ineligible::NoConsent) if grant.consent_seq.is_none() => {
-            Some("region_regime")
-        }
+        Err(Ineligible::NoConsent) if grant.consent_seq.is_none() => Some("region_regime"),
         Err(reason) => Some(reason.code()),
     }
 }
@@ -294,6 +308,7 @@ struct Found {
     affected: Vec<Affected>,
     /// Every end recorded since the window began (when the affected memberships ended).
     ends: Vec<ScannedEvent>,
+    decided: Decided,
 }
 
 impl Found {
@@ -312,7 +327,7 @@ impl Found {
             }
             self.examined += 1;
             let context = effective_context(event, corrections);
-            if let Some(reason) = replay(policy, event, facts, context) {
+            if let Some(reason) = replay(policy, event, facts, context, &mut self.decided) {
                 self.affected.push((*event, context, reason));
             }
         }
@@ -430,6 +445,7 @@ pub async fn analyze(
         examined,
         affected,
         ends: ends_recorded,
+        ..
     } = read_and_replay(store, policy, from, to).await?;
     let scan_and_replay_ms = started.elapsed().as_millis() as u64;
     let started = std::time::Instant::now();
@@ -841,5 +857,82 @@ impl Engine {
             report.still_live = report.still_live.saturating_sub(n);
         }
         Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tailor_core::{ConsentSource, ConsentState, KeyedDigest};
+
+    use super::*;
+
+    fn event(account: u32, digest: u8, context: Context, at: i64) -> ScannedEvent {
+        ScannedEvent {
+            audience_no: 1,
+            account: AccountNo(account),
+            ended: false,
+            job_no: Some(1),
+            contact_digest: KeyedDigest([digest; 32]),
+            context,
+            consent_seq: None,
+            at: Timestamp::from_second(at).expect("fixture time"),
+        }
+    }
+
+    /// Every combination of region, context, verification and consent history, replayed
+    /// with one shared table of decisions and with none: the same answers.
+    #[test]
+    fn shared_decisions_answer_as_deciding_each_grant() {
+        let policy = Policy::shipped();
+        let mut facts = Facts::default();
+        for code in ["US-CA", "DE", "FR", "BR", "US-NY"] {
+            facts
+                .regions
+                .push(AccountRegion::parse(code).expect("fixture region"));
+        }
+        let granted = ConsentEvent {
+            purpose: INDEXED_PURPOSE,
+            state: ConsentState::Granted,
+            source: ConsentSource::Settings,
+            at: Timestamp::from_second(1_000).expect("fixture time"),
+            notice_version: None,
+            seq: 1,
+        };
+        let mut grants = Vec::new();
+        let mut no = 0u32;
+        for region in 0..facts.regions.len() as u32 {
+            for consents in [Vec::new(), vec![granted.clone()]] {
+                for verified in [false, true] {
+                    no += 1;
+                    let digests = ContactDigests::new(KeyedDigest([no as u8; 32]), None);
+                    if facts.by_no.len() <= no as usize {
+                        facts.by_no.resize_with(no as usize + 1, || None);
+                    }
+                    facts.by_no[no as usize] = Some(Known {
+                        region,
+                        consents: consents.clone().into_boxed_slice(),
+                        contacts: vec![(digests, verified)].into_boxed_slice(),
+                    });
+                    for context in Context::ALL {
+                        // Before and after the consent event.
+                        grants.push(event(no, no as u8, context, 500));
+                        grants.push(event(no, no as u8, context, 2_000));
+                    }
+                }
+            }
+        }
+        let corrections = Corrections::new();
+        let mut shared = Decided::new();
+        let mut outcomes = BTreeSet::new();
+        for grant in &grants {
+            let context = effective_context(grant, &corrections);
+            let with_shared = replay(&policy, grant, &facts, context, &mut shared);
+            let alone = replay(&policy, grant, &facts, context, &mut Decided::new());
+            assert_eq!(with_shared, alone, "{grant:?}");
+            outcomes.insert(alone);
+        }
+        // The fixture reaches eligible and several kinds of ineligible grants.
+        assert!(outcomes.contains(&None), "{outcomes:?}");
+        assert!(outcomes.len() >= 4, "{outcomes:?}");
     }
 }

@@ -43,7 +43,8 @@ use tailor_store::{
     AccountChange, AccountState, AccountWrite, Advertiser, ApiKeyRecord, Applied, Audience,
     Charged, Correction, CorrectionRefused, Erasure, Grant, Job, JobOp, Membership,
     MembershipEvent, NewAdvertiser, NewAudience, NewConsent, NewCorrection, NewJob, NewRelease,
-    RevokeReason, SessionPart, StagedPart, Store, StoreCounts, StoreError, UploadSession,
+    RevokeReason, ScannedEvent, SessionPart, StagedPart, Store, StoreCounts, StoreError,
+    UploadSession,
 };
 use tokio::runtime::Handle;
 use tokio::sync::mpsc::Receiver;
@@ -578,6 +579,20 @@ impl Store for PostgresStore {
 
     fn scan_memberships(&self, batch: usize) -> Receiver<Result<Vec<Membership>, StoreError>> {
         scan::memberships(self.inner.pool.clone(), &self.inner.runtime, batch)
+    }
+
+    fn scan_history(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        batch: usize,
+    ) -> Receiver<Result<Vec<ScannedEvent>, StoreError>> {
+        scan::history(
+            self.inner.pool.clone(),
+            &self.inner.runtime,
+            (from, to),
+            batch,
+        )
     }
 
     async fn membership_history(

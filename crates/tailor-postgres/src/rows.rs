@@ -14,7 +14,8 @@ use tailor_core::{
 use tailor_store::packing::decode_rejected;
 use tailor_store::{
     AccountState, Advertiser, ApiKeyRecord, Job, JobCounts, JobOp, JobState, Membership,
-    MembershipChange, MembershipEvent, RevokeReason, StoreError, StoredContact, UploadSession,
+    MembershipChange, MembershipEvent, RevokeReason, ScannedEvent, StoreError, StoredContact,
+    UploadSession,
 };
 use tokio_postgres::Row;
 use tokio_postgres::types::FromSql;
@@ -313,6 +314,21 @@ pub(crate) fn membership(row: &Row) -> Result<Membership, StoreError> {
 }
 
 /// A membership history row.
+/// A history scan's row: `audience_no, account_no, kind = 'revoke', job_no, contact_digest,
+/// context, consent_seq, at`.
+pub(crate) fn scanned_event(row: &Row) -> Result<ScannedEvent, StoreError> {
+    Ok(ScannedEvent {
+        audience_no: number(row, 0, "membership_events.audience_no")?,
+        account: AccountNo(number(row, 1, "membership_events.account_no")?),
+        ended: get(row, 2, "membership_events.kind")?,
+        job_no: optional_number(row, 3, "membership_events.job_no")?,
+        contact_digest: required_digest(row, 4, "membership_events.contact_digest")?,
+        context: parsed(row, 5, "membership_events.context", Context::parse)?,
+        consent_seq: optional_number(row, 6, "membership_events.consent_seq")?,
+        at: timestamp(row, 7, "membership_events.at")?,
+    })
+}
+
 pub(crate) fn membership_event(row: &Row) -> Result<MembershipEvent, StoreError> {
     let kind: &str = get(row, 3, "membership_events.kind")?;
     let reason: Option<&str> = get(row, 4, "membership_events.reason")?;

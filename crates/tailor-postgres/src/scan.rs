@@ -1,5 +1,5 @@
-//! The whole-store scans: every account's state, in account-number order, and every
-//! membership, by audience and account, in batches.
+//! The whole-store scans: every account's state, in account-number order, every membership,
+//! by audience and account, and the history of a window, in recording order, in batches.
 //!
 //! For accounts, three cursors (portals) ordered by account number (accounts, live contact
 //! points, consent events) are read side by side in one read-only snapshot and merged per
@@ -13,7 +13,8 @@ use std::collections::VecDeque;
 use std::future::Future;
 
 use deadpool_postgres::Pool;
-use tailor_store::{AccountState, Membership, StoreError};
+use jiff::Timestamp;
+use tailor_store::{AccountState, Membership, ScannedEvent, StoreError};
 use tokio::runtime::Handle;
 use tokio::sync::mpsc::{Receiver, Sender, channel};
 use tokio_postgres::{Portal, Row};
@@ -75,6 +76,19 @@ pub(crate) fn memberships(
     })
 }
 
+/// Scans the grants recorded in a window and the ends recorded from its start on.
+pub(crate) fn history(
+    pool: Pool,
+    runtime: &Handle,
+    (from, to): (Timestamp, Timestamp),
+    batch: usize,
+) -> Receiver<Batch<ScannedEvent>> {
+    let batch = batch.max(1);
+    start(runtime, "history", move |sender| async move {
+        scan_history(&pool, (from, to), batch, &sender).await
+    })
+}
+
 /// The number of rows to fetch for a batch of `batch`.
 fn fetch_size(batch: usize) -> i32 {
     i32::try_from(batch).unwrap_or(i32::MAX)
@@ -109,6 +123,41 @@ async fn scan_memberships(
             .map(rows::membership)
             .collect::<Result<Vec<_>, _>>()?;
         if sender.send(Ok(memberships)).await.is_err() || last {
+            return Ok(());
+        }
+    }
+}
+
+async fn scan_history(
+    pool: &Pool,
+    (from, to): (Timestamp, Timestamp),
+    batch: usize,
+    sender: &Sender<Batch<ScannedEvent>>,
+) -> Result<(), StoreError> {
+    let mut client = connection(pool).await?;
+    let tx = snapshot(&mut client).await?;
+    let (from, to) = (rows::micros(from), rows::micros(to));
+    let portal = tx
+        .bind(
+            "SELECT audience_no, account_no, kind = 'revoke', job_no, contact_digest, context, \
+             consent_seq, at FROM membership_events \
+             WHERE (kind = 'grant' AND at BETWEEN $1 AND $2) OR (kind = 'revoke' AND at >= $1) \
+             ORDER BY event_no",
+            &[&from, &to],
+        )
+        .await
+        .db()?;
+    loop {
+        let found = tx.query_portal(&portal, fetch_size(batch)).await.db()?;
+        if found.is_empty() {
+            return Ok(());
+        }
+        let last = found.len() < batch;
+        let events = found
+            .iter()
+            .map(rows::scanned_event)
+            .collect::<Result<Vec<_>, _>>()?;
+        if sender.send(Ok(events)).await.is_err() || last {
             return Ok(());
         }
     }
