@@ -27,6 +27,9 @@ pub(crate) struct ServeArgs {
     #[arg(long, default_value = DEFAULT_DATA_DIR)]
     data_dir: PathBuf,
 
+    #[command(flatten)]
+    database: crate::database::DatabaseArgs,
+
     /// The address to listen on (HOST:PORT; port 0 picks a free port).
     #[arg(long, default_value = DEFAULT_LISTEN)]
     listen: String,
@@ -83,6 +86,7 @@ pub(crate) fn run(args: ServeArgs) -> Result<ExitCode> {
     }
     let config = Config {
         data_dir: args.data_dir,
+        database: args.database.url()?,
         listen: args.listen,
         policy: args.policy,
         limits: Limits {
