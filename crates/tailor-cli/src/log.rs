@@ -73,7 +73,7 @@ pub(crate) fn run(command: LogCommand) -> Result<ExitCode> {
     };
     let report = crate::runtime::runtime()?.block_on(async {
         let store = args.database.open(&args.data_dir).await?;
-        audit::verify(store.as_ref(), &verifier, given.as_deref()).await
+        anyhow::Ok(audit::verify(store.as_ref(), &verifier, given.as_deref()).await?)
     })?;
     let mut out = std::io::stdout().lock();
     match args.format {

@@ -62,7 +62,7 @@ pub(crate) fn run(command: TokensCommand) -> Result<ExitCode> {
     let role = Role::from(args.role);
     let token = crate::runtime::runtime()?.block_on(async {
         let store = args.database.open(&args.data_dir).await?;
-        tokens::reset(store.as_ref(), role).await
+        anyhow::Ok(tokens::reset(store.as_ref(), role).await?)
     })?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "{}", token.as_str()).context("writing the token")?;
