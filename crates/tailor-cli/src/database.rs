@@ -62,9 +62,13 @@ impl DatabaseArgs {
     /// database when no URL is given).
     pub(crate) async fn open(&self, data_dir: &Path) -> Result<Arc<dyn Store>> {
         let url = self.url()?;
-        let store = open_store(data_dir, url.as_ref())
-            .await
-            .with_context(|| format!("opening the store of {}", data_dir.display()))?;
-        Ok(store)
+        let opened = open_store(data_dir, url.as_ref()).await;
+        // A PostgreSQL error names its database already; an SQLite one needs its directory.
+        match url {
+            Some(_) => Ok(opened?),
+            None => {
+                opened.with_context(|| format!("opening the data directory {}", data_dir.display()))
+            }
+        }
     }
 }
