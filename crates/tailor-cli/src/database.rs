@@ -22,6 +22,8 @@ pub(crate) struct DatabaseArgs {
     /// updated on open). The data directory is still required: it keeps the index key
     /// (secret.key), the log's signing key and verifier key, which never go to the database.
     /// Prefer the environment variable when the URL holds a password (arguments show in ps).
+    /// No lock file guards a database as one guards a data directory: stop tailor serve before
+    /// running an operator command on its database.
     #[arg(
         long,
         env = DATABASE_URL_ENV,

@@ -1,7 +1,8 @@
 //! `tailor serve`: the platform-side HTTP server (see `tailor-server`).
 //!
 //! Secrets are never taken as arguments (they would show in `ps`): the index key and the
-//! callers' tokens come from the environment, or from the data directory.
+//! callers' tokens come from the environment, or from the data directory. A PostgreSQL URL may
+//! be given as `--database-url`, but one holding a password belongs in `TAILOR_DATABASE_URL`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
