@@ -19,7 +19,6 @@ use tailor_core::Policy;
 use tailor_engine::secret::load_index_key;
 use tailor_engine::{Engine, EngineError, ImportSummary, Limits, SystemClock};
 use tailor_server::config::{DEFAULT_DATA_DIR, SECRET_KEY_ENV};
-use tailor_store::{SqliteStore, Store};
 use tokio::io::BufReader;
 
 /// Accounts, contact points and consent history.
@@ -38,6 +37,9 @@ pub(crate) struct ImportArgs {
     #[arg(long, default_value = DEFAULT_DATA_DIR)]
     data_dir: PathBuf,
 
+    #[command(flatten)]
+    database: crate::database::DatabaseArgs,
+
     /// The NDJSON file to read, or - for standard input.
     #[arg(value_name = "FILE|-")]
     input: PathBuf,
@@ -50,10 +52,7 @@ pub(crate) fn run(command: AccountsCommand) -> Result<ExitCode> {
 }
 
 async fn import(args: ImportArgs) -> Result<ExitCode> {
-    let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open(&args.data_dir)
-            .with_context(|| format!("opening the data directory {}", args.data_dir.display()))?,
-    );
+    let store = args.database.open(&args.data_dir).await?;
     let secret = std::env::var(SECRET_KEY_ENV).ok().filter(|v| !v.is_empty());
     let (key, _) = load_index_key(&args.data_dir, secret.as_deref())?;
     // A file has no size limit: it is the operator's own.

@@ -17,7 +17,6 @@ use tailor_engine::advertising::create_advertiser;
 use tailor_engine::{Clock as _, Refused, SystemClock};
 use tailor_server::ServerError;
 use tailor_server::config::DEFAULT_DATA_DIR;
-use tailor_store::SqliteStore;
 
 /// Advertisers and their API keys.
 #[derive(Debug, Subcommand)]
@@ -32,6 +31,9 @@ pub(crate) struct CreateArgs {
     /// The data directory of the server (it must exist, and no server may be running on it).
     #[arg(long, default_value = DEFAULT_DATA_DIR)]
     data_dir: PathBuf,
+
+    #[command(flatten)]
+    database: crate::database::DatabaseArgs,
 
     /// The advertiser's display name.
     #[arg(long)]
@@ -50,10 +52,9 @@ pub(crate) fn run(command: AdvertisersCommand) -> Result<ExitCode> {
         return Err(ServerError::NoDataDir(args.data_dir.display().to_string()).into());
     }
     let created = crate::runtime::runtime()?.block_on(async {
-        let store = SqliteStore::open(&args.data_dir)
-            .with_context(|| format!("opening the data directory {}", args.data_dir.display()))?;
+        let store = args.database.open(&args.data_dir).await?;
         let created = create_advertiser(
-            &store,
+            store.as_ref(),
             &args.name,
             args.entity.as_deref(),
             SystemClock.now(),

@@ -18,7 +18,6 @@ use tailor_engine::incident;
 use tailor_engine::{Clock, SystemClock};
 use tailor_server::ServerError;
 use tailor_server::config::DEFAULT_DATA_DIR;
-use tailor_store::SqliteStore;
 
 /// Incidents: who was affected, by whom, when.
 #[derive(Debug, Subcommand)]
@@ -32,6 +31,9 @@ pub(crate) struct AnalyzeArgs {
     /// The data directory of the server (stopped).
     #[arg(long, default_value = DEFAULT_DATA_DIR)]
     data_dir: PathBuf,
+
+    #[command(flatten)]
+    database: crate::database::DatabaseArgs,
 
     /// The window's start (RFC 3339).
     #[arg(long)]
@@ -76,11 +78,12 @@ pub(crate) fn run(command: IncidentCommand) -> Result<ExitCode> {
         },
     };
     let report = crate::runtime::runtime()?.block_on(async {
-        let store = SqliteStore::open(&args.data_dir)?;
+        let store = args.database.open(&args.data_dir).await?;
         let now = SystemClock.now();
-        let mut report = incident::analyze(&store, &policy, args.from, args.to, now).await?;
+        let mut report =
+            incident::analyze(store.as_ref(), &policy, args.from, args.to, now).await?;
         if args.remediate {
-            incident::remediate(&store, &mut report, now).await?;
+            incident::remediate(store.as_ref(), &mut report, now).await?;
         }
         Ok::<_, anyhow::Error>(report)
     })?;

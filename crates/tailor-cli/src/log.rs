@@ -16,7 +16,6 @@ use clap::{Args, Subcommand, ValueEnum};
 use tailor_engine::audit::{self, LOG_PUB_FILE};
 use tailor_server::ServerError;
 use tailor_server::config::DEFAULT_DATA_DIR;
-use tailor_store::SqliteStore;
 
 /// The accountability log.
 #[derive(Debug, Subcommand)]
@@ -30,6 +29,9 @@ pub(crate) struct VerifyArgs {
     /// The data directory of the server (stopped).
     #[arg(long, default_value = DEFAULT_DATA_DIR)]
     data_dir: PathBuf,
+
+    #[command(flatten)]
+    database: crate::database::DatabaseArgs,
 
     /// A signed checkpoint kept earlier (for example from `GET /v1/compliance/log/checkpoint`)
     /// that the log must still agree with.
@@ -70,8 +72,8 @@ pub(crate) fn run(command: LogCommand) -> Result<ExitCode> {
         None => None,
     };
     let report = crate::runtime::runtime()?.block_on(async {
-        let store = SqliteStore::open(&args.data_dir)?;
-        audit::verify(&store, &verifier, given.as_deref()).await
+        let store = args.database.open(&args.data_dir).await?;
+        anyhow::Ok(audit::verify(store.as_ref(), &verifier, given.as_deref()).await?)
     })?;
     let mut out = std::io::stdout().lock();
     match args.format {

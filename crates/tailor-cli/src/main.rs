@@ -16,6 +16,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod accounts;
 mod advertisers;
+mod database;
 mod hash;
 mod incident;
 mod log;

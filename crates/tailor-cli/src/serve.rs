@@ -1,7 +1,8 @@
 //! `tailor serve`: the platform-side HTTP server (see `tailor-server`).
 //!
 //! Secrets are never taken as arguments (they would show in `ps`): the index key and the
-//! callers' tokens come from the environment, or from the data directory.
+//! callers' tokens come from the environment, or from the data directory. A PostgreSQL URL may
+//! be given as `--database-url`, but one holding a password belongs in `TAILOR_DATABASE_URL`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,6 +27,9 @@ pub(crate) struct ServeArgs {
     /// The data directory (created on first start).
     #[arg(long, default_value = DEFAULT_DATA_DIR)]
     data_dir: PathBuf,
+
+    #[command(flatten)]
+    database: crate::database::DatabaseArgs,
 
     /// The address to listen on (HOST:PORT; port 0 picks a free port).
     #[arg(long, default_value = DEFAULT_LISTEN)]
@@ -83,6 +87,7 @@ pub(crate) fn run(args: ServeArgs) -> Result<ExitCode> {
     }
     let config = Config {
         data_dir: args.data_dir,
+        database: args.database.url()?,
         listen: args.listen,
         policy: args.policy,
         limits: Limits {

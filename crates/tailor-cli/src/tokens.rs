@@ -14,7 +14,6 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use tailor_server::config::DEFAULT_DATA_DIR;
 use tailor_server::{Role, ServerError, tokens};
-use tailor_store::SqliteStore;
 
 /// The callers' bearer tokens.
 #[derive(Debug, Subcommand)]
@@ -28,6 +27,9 @@ pub(crate) struct ResetArgs {
     /// The data directory of the server.
     #[arg(long, default_value = DEFAULT_DATA_DIR)]
     data_dir: PathBuf,
+
+    #[command(flatten)]
+    database: crate::database::DatabaseArgs,
 
     /// The role whose token to replace.
     #[arg(long, value_enum)]
@@ -59,8 +61,8 @@ pub(crate) fn run(command: TokensCommand) -> Result<ExitCode> {
     }
     let role = Role::from(args.role);
     let token = crate::runtime::runtime()?.block_on(async {
-        let store = SqliteStore::open(&args.data_dir)?;
-        tokens::reset(&store, role).await
+        let store = args.database.open(&args.data_dir).await?;
+        anyhow::Ok(tokens::reset(store.as_ref(), role).await?)
     })?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "{}", token.as_str()).context("writing the token")?;

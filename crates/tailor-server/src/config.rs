@@ -13,6 +13,7 @@ use tailor_core::release::ReleaseConfig;
 use tailor_engine::Limits;
 use zeroize::Zeroizing;
 
+use crate::database::DatabaseUrl;
 use crate::error::ServerError;
 use crate::tokens::Role;
 
@@ -30,6 +31,9 @@ pub const SECRET_KEY_ENV: &str = "TAILOR_SECRET_KEY";
 pub struct Config {
     /// The data directory (created on first start).
     pub data_dir: PathBuf,
+    /// The PostgreSQL database holding the store; `None` for the SQLite database in the data
+    /// directory. The keys stay in the data directory either way.
+    pub database: Option<DatabaseUrl>,
     /// `HOST:PORT` to listen on; port 0 picks a free port.
     pub listen: String,
     /// A policy file; `None` for the shipped policy.
@@ -92,6 +96,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            database: None,
             listen: DEFAULT_LISTEN.to_owned(),
             policy: None,
             limits: Limits::default(),
@@ -106,6 +111,7 @@ impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
             .field("data_dir", &self.data_dir)
+            .field("database", &self.database)
             .field("listen", &self.listen)
             .field("policy", &self.policy)
             .field("limits", &self.limits)

@@ -25,6 +25,14 @@ pub enum ServerError {
     /// The store could not be opened or failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The PostgreSQL database could not be opened (unreachable, refused, newer schema).
+    #[error("cannot open the PostgreSQL database {place}")]
+    Database {
+        /// `HOST:PORT/DATABASE`, never the user or the password.
+        place: String,
+        #[source]
+        source: StoreError,
+    },
     /// The engine failed (index key, index build).
     #[error(transparent)]
     Engine(#[from] EngineError),

@@ -20,6 +20,7 @@ mod audiences;
 mod auth;
 mod compliance;
 pub mod config;
+pub mod database;
 mod error;
 mod health;
 pub mod metrics;

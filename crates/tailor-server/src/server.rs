@@ -20,7 +20,7 @@ use tailor_core::release::ReleaseConfig;
 use tailor_core::{IndexKey, Policy};
 use tailor_engine::secret::{SecretSource, load_index_key};
 use tailor_engine::{Engine, Limits, SystemClock};
-use tailor_store::{SqliteStore, Store};
+use tailor_store::Store;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
@@ -66,7 +66,7 @@ impl Server {
     pub async fn bind(config: &Config) -> Result<Self, ServerError> {
         // The policy first: a bad file must refuse to start before anything is created.
         let policy = config.load_policy()?;
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.data_dir)?);
+        let store = crate::database::open_store(&config.data_dir, config.database.as_ref()).await?;
         let (tokens, origins) = tokens::bootstrap(store.as_ref(), &config.tokens).await?;
         let (key, secret_source) = load_index_key(
             &config.data_dir,

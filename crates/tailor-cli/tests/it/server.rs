@@ -40,8 +40,8 @@ pub(crate) struct Served {
 }
 
 impl Served {
-    /// Starts `tailor serve` on `data_dir`, port 0, with `env` (and no token or key from the
-    /// test's own environment), and waits until it is ready.
+    /// Starts `tailor serve` on `data_dir`, port 0, with `env` (and no token, key or database
+    /// URL from the test's own environment), and waits until it is ready.
     pub(crate) fn start(data_dir: &Path, log: &Path, env: &[(&str, &str)], extra: &[&str]) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_tailor"));
         command
@@ -52,6 +52,7 @@ impl Served {
             .env_remove("TAILOR_SERVING_TOKEN")
             .env_remove("TAILOR_COMPLIANCE_TOKEN")
             .env_remove("TAILOR_SECRET_KEY")
+            .env_remove("TAILOR_DATABASE_URL")
             .env("RUST_LOG", "info")
             .envs(env.iter().copied())
             .stdin(Stdio::null())

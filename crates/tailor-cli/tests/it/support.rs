@@ -98,6 +98,8 @@ where
 {
     let mut child = Command::new(env!("CARGO_BIN_EXE_tailor"))
         .args(args)
+        // A database URL in the test's own environment must not move these runs off SQLite.
+        .env_remove("TAILOR_DATABASE_URL")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
