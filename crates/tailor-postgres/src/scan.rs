@@ -112,20 +112,7 @@ async fn scan_memberships(
         )
         .await
         .db()?;
-    loop {
-        let found = tx.query_portal(&portal, fetch_size(batch)).await.db()?;
-        if found.is_empty() {
-            return Ok(());
-        }
-        let last = found.len() < batch;
-        let memberships = found
-            .iter()
-            .map(rows::membership)
-            .collect::<Result<Vec<_>, _>>()?;
-        if sender.send(Ok(memberships)).await.is_err() || last {
-            return Ok(());
-        }
-    }
+    send_portal(&tx, &portal, batch, rows::membership, sender).await
 }
 
 async fn scan_history(
@@ -147,17 +134,26 @@ async fn scan_history(
         )
         .await
         .db()?;
+    send_portal(&tx, &portal, batch, rows::scanned_event, sender).await
+}
+
+/// Sends a portal's rows, decoded, in batches of `batch`; stops early (without an error) when
+/// the receiver is gone.
+async fn send_portal<T>(
+    tx: &Tx<'_>,
+    portal: &Portal,
+    batch: usize,
+    decode: fn(&Row) -> Result<T, StoreError>,
+    sender: &Sender<Batch<T>>,
+) -> Result<(), StoreError> {
     loop {
-        let found = tx.query_portal(&portal, fetch_size(batch)).await.db()?;
+        let found = tx.query_portal(portal, fetch_size(batch)).await.db()?;
         if found.is_empty() {
             return Ok(());
         }
         let last = found.len() < batch;
-        let events = found
-            .iter()
-            .map(rows::scanned_event)
-            .collect::<Result<Vec<_>, _>>()?;
-        if sender.send(Ok(events)).await.is_err() || last {
+        let decoded = found.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
+        if sender.send(Ok(decoded)).await.is_err() || last {
             return Ok(());
         }
     }

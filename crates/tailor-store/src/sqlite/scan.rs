@@ -236,7 +236,7 @@ fn scan_history_range(
     (from, to): (Timestamp, Timestamp),
     (first, last): (i64, i64),
     batch: usize,
-    mut send: impl FnMut(Vec<ScannedEvent>) -> bool,
+    send: impl FnMut(Vec<ScannedEvent>) -> bool,
 ) -> Result<(), StoreError> {
     // `event_no` is the rowid: each range is read in the table's own order, without a sort.
     let mut query = conn
@@ -248,10 +248,21 @@ fn scan_history_range(
         )
         .db()?;
     let mut found = query.query((micros(from), micros(to), first, last)).db()?;
+    send_rows(&mut found, batch, rows::scanned_event, send)
+}
+
+/// Hands decoded rows to `send` in batches of `batch`; stops early (without an error) when
+/// `send` says the receiver is gone.
+fn send_rows<T>(
+    found: &mut Rows<'_>,
+    batch: usize,
+    decode: fn(&Row<'_>) -> Result<T, StoreError>,
+    mut send: impl FnMut(Vec<T>) -> bool,
+) -> Result<(), StoreError> {
     let capacity = batch.min(8192);
     let mut pending = Vec::with_capacity(capacity);
     while let Some(row) = found.next().db()? {
-        pending.push(rows::scanned_event(row)?);
+        pending.push(decode(row)?);
         if pending.len() >= batch {
             let full = std::mem::replace(&mut pending, Vec::with_capacity(capacity));
             if !send(full) {
@@ -261,30 +272,6 @@ fn scan_history_range(
     }
     if !pending.is_empty() {
         send(pending);
-    }
-    Ok(())
-}
-
-/// Sends decoded rows in batches; stops early (without an error) when the receiver is gone.
-fn send_rows<T>(
-    found: &mut Rows<'_>,
-    batch: usize,
-    decode: fn(&Row<'_>) -> Result<T, StoreError>,
-    sender: &Sender<Batch<T>>,
-) -> Result<(), StoreError> {
-    let capacity = batch.min(8192);
-    let mut pending = Vec::with_capacity(capacity);
-    while let Some(row) = found.next().db()? {
-        pending.push(decode(row)?);
-        if pending.len() >= batch {
-            let full = std::mem::replace(&mut pending, Vec::with_capacity(capacity));
-            if sender.blocking_send(Ok(full)).is_err() {
-                return Ok(());
-            }
-        }
-    }
-    if !pending.is_empty() {
-        let _ = sender.blocking_send(Ok(pending));
     }
     Ok(())
 }
@@ -304,7 +291,9 @@ fn scan_memberships(
         ))
         .db()?;
     let mut found = query.query([]).db()?;
-    send_rows(&mut found, batch, rows::membership, sender)
+    send_rows(&mut found, batch, rows::membership, |rows| {
+        sender.blocking_send(Ok(rows)).is_ok()
+    })
 }
 
 fn scan(db: &Path, batch: usize, sender: &Sender<Batch<AccountState>>) -> Result<(), StoreError> {
