@@ -58,6 +58,12 @@ pub(crate) struct ServeArgs {
     #[arg(long, default_value_t = Limits::default().history_retention_days)]
     history_retention_days: u32,
 
+    /// With several replicas on one PostgreSQL database: how long a replica's claim on a job
+    /// lasts, in seconds, unless renewed (every third of it, while it lives). A job whose
+    /// replica died is taken over by another once its claim lapses.
+    #[arg(long, default_value_t = Limits::default().job_lease_seconds, value_parser = clap::value_parser!(u32).range(1..=3600))]
+    job_lease_seconds: u32,
+
     /// The ε of one released size (discrete Laplace noise of scale 1/ε); smaller is noisier
     /// and more private. See docs/privacy.md.
     #[arg(long, default_value_t = ReleaseConfig::default().epsilon)]
@@ -94,6 +100,7 @@ pub(crate) fn run(args: ServeArgs) -> Result<ExitCode> {
             max_body_bytes: args.max_body_bytes,
             max_line_bytes: args.max_line_bytes,
             history_retention_days: args.history_retention_days,
+            job_lease_seconds: args.job_lease_seconds,
             ..Limits::default()
         },
         release: ReleaseConfig {

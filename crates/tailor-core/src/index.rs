@@ -133,6 +133,16 @@ impl EligibleIndex {
         }
     }
 
+    /// Removes every entry of these accounts (a pass over the whole table: for accounts
+    /// whose digests are no longer known, such as erased ones).
+    pub fn remove_accounts(&mut self, accounts: &std::collections::HashSet<AccountNo>) {
+        if accounts.is_empty() {
+            return;
+        }
+        self.table
+            .retain(|entry| !accounts.contains(&AccountNo(entry.account)));
+    }
+
     /// Removes one digest of one account; `false` if it was not there.
     pub fn remove(&mut self, account: AccountNo, digest: &KeyedDigest) -> bool {
         let (hash, tag) = split(digest);

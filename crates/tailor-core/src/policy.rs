@@ -106,6 +106,8 @@ impl PurposeRule {
 pub struct Policy {
     version: PolicyVersion,
     purposes: BTreeMap<Purpose, PurposeRule>,
+    /// The text it was parsed from (what other processes load to apply the same policy).
+    source: std::sync::Arc<str>,
 }
 
 /// One problem in a policy file, with its 1-based line.
@@ -298,11 +300,17 @@ impl Policy {
         Ok(Self {
             version: PolicyVersion(Sha256::digest(text.as_bytes()).into()),
             purposes,
+            source: text.into(),
         })
     }
 
     pub fn version(&self) -> PolicyVersion {
         self.version
+    }
+
+    /// The text the policy was parsed from; parsing it again gives the same policy.
+    pub fn source(&self) -> &str {
+        &self.source
     }
 
     /// The purposes the policy speaks for, with their rules.

@@ -713,6 +713,8 @@ impl Engine {
         if crate::import::check_account_id(account_id).is_err() {
             return Ok(Vec::new());
         }
+        // Every write acknowledged by any process before this call is in the answer.
+        self.inner.catch_up().await?;
         let now = self.now();
         let shared = self.inner.read();
         Ok(shared.serving.answer(account_id, &shared.index, now))
@@ -867,6 +869,10 @@ impl From<StoreError> for JobFailure {
 /// Records a job as failed, with a message for the advertiser that names no internals. If
 /// even this fails, the job stays unfinished and is resumed at the next start.
 async fn fail_job(inner: &Inner, job_no: u64, failure: &JobFailure) {
+    if matches!(failure, JobFailure::Store(StoreError::NotClaimed)) {
+        // Another process took the job over: it is that process's to finish.
+        return;
+    }
     let message = match failure {
         JobFailure::Store(StoreError::Database(_)) => "storage failure while applying the job",
         JobFailure::Store(_) | JobFailure::Worker => "the job could not be applied",
@@ -937,9 +943,19 @@ async fn off_runtime<T: Send + 'static>(
 /// Re-checks a job's staged matches against the index, records each grant's basis and
 /// applies the job, under the writer lock.
 async fn run_job(inner: &Arc<Inner>, job_no: u64) -> Result<(), JobFailure> {
-    let _writing = inner.writer.lock().await;
+    let writing = inner.writer.lock().await;
     let started = Instant::now();
     let now = inner.clock.now();
+    if !crate::replica::claim(inner, job_no, now).await? {
+        // Another process runs it (or it is done).
+        return Ok(());
+    }
+    // Consent at match time: every write any process committed before is in the index.
+    inner.follow_locked(&writing).await.map_err(|_| {
+        JobFailure::Store(StoreError::Database(
+            "the change feed cannot be read".into(),
+        ))
+    })?;
     inner.store.set_job_running(job_no, now).await?;
     let staged = inner.store.staged_matches(job_no).await?;
     let Some(job) = inner.store.job_by_no(job_no).await? else {

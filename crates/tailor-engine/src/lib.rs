@@ -30,6 +30,7 @@ pub mod data_use;
 pub mod import;
 pub mod incident;
 mod release;
+mod replica;
 pub mod secret;
 mod serving;
 mod sharded;
@@ -62,6 +63,17 @@ pub struct Limits {
     /// How long the membership history (every grant and end, with its basis) is kept, in
     /// days; the basis of a live membership is kept while it lives. 0 keeps it forever.
     pub history_retention_days: u32,
+    /// With several processes on one database: how long a process's claim on a job lasts
+    /// unless renewed (every third of it); a job whose process died is taken over by another
+    /// once its claim lapses.
+    pub job_lease_seconds: u32,
+}
+
+impl Limits {
+    /// [`Limits::job_lease_seconds`] as a duration (at least a second).
+    pub fn job_lease(&self) -> jiff::SignedDuration {
+        jiff::SignedDuration::from_secs(i64::from(self.job_lease_seconds.max(1)))
+    }
 }
 
 impl Default for Limits {
@@ -71,6 +83,7 @@ impl Default for Limits {
             max_body_bytes: 8 * 1024 * 1024 * 1024,
             batch: 10_000,
             history_retention_days: 1095,
+            job_lease_seconds: 30,
         }
     }
 }
@@ -103,6 +116,10 @@ pub enum EngineError {
     /// A task of the engine ended unexpectedly (the engine is shutting down).
     #[error("an engine task stopped")]
     Worker,
+    /// Writes other processes committed could not be applied here in time (the database is
+    /// unreachable or this process is far behind): the read was not answered.
+    #[error("this process is behind the other processes' writes")]
+    Behind,
 }
 
 /// What the index and the policy are, together (swapped together on a policy change).
@@ -144,6 +161,8 @@ struct Inner {
     forbidden_grants: std::sync::atomic::AtomicU64,
     /// When the membership history was last pruned.
     last_prune: std::sync::Mutex<Option<Timestamp>>,
+    /// How far the other processes' writes are applied here (see [`replica`]).
+    follow: replica::Follow,
 }
 
 impl std::fmt::Debug for Engine {
@@ -207,6 +226,12 @@ impl Engine {
         release: ReleaseConfig,
     ) -> Result<Self, EngineError> {
         let now = clock.now();
+        // Other processes' changes after this point are applied once the engine runs (those
+        // already in what is loaded below are applied again, which changes nothing).
+        let head = match store.replication() {
+            Some(feed) => feed.head().await?,
+            None => 0,
+        };
         let started = std::time::Instant::now();
         let index = build_index(store.as_ref(), &policy, now).await?;
         tracing::info!(
@@ -242,10 +267,11 @@ impl Engine {
             log_key: std::sync::OnceLock::new(),
             forbidden_grants: std::sync::atomic::AtomicU64::new(0),
             last_prune: std::sync::Mutex::new(None),
+            follow: replica::Follow::at(head),
         });
         // The policy in force is in the log before anything is decided under it.
-        let version = inner.read().policy.version();
-        inner.store.log_policy(version, now).await?;
+        let policy = inner.read().policy.clone();
+        inner.publish_policy(&policy, now).await?;
         // Memberships the index no longer supports (a policy change while stopped) end now.
         inner.revoke_unsupported(now).await?;
         inner.sweep().await?;
@@ -262,6 +288,16 @@ impl Engine {
             settle_queue,
         ));
         tokio::spawn(sweeper(Arc::downgrade(&inner)));
+        if inner.store.replication().is_some() {
+            tokio::spawn(replica::follower(
+                Arc::downgrade(&inner),
+                Arc::clone(&inner.follow.wake),
+            ));
+            tokio::spawn(replica::claimer(
+                Arc::downgrade(&inner),
+                inner.limits.job_lease(),
+            ));
+        }
         Ok(Self { inner })
     }
 
@@ -558,15 +594,8 @@ impl Engine {
         detached(async move {
             let _writing = inner.writer.lock().await;
             let now = inner.clock.now();
-            let index = build_index(inner.store.as_ref(), &policy, now).await?;
-            inner.store.log_policy(policy.version(), now).await?;
-            {
-                let mut shared = inner.write();
-                shared.policy = Arc::new(policy);
-                shared.index = index;
-            }
-            inner.revoke_unsupported(now).await?;
-            Ok(())
+            inner.publish_policy(&policy, now).await?;
+            inner.install_policy(policy, now).await
         })
         .await
     }
@@ -744,6 +773,33 @@ impl Inner {
                 tracing::warn!(%error, "no log checkpoint signed");
             }
         }
+        Ok(())
+    }
+
+    /// Records a policy as the one in force: its text for other processes sharing the
+    /// database (which install it from the change feed), then the log entry.
+    async fn publish_policy(&self, policy: &Policy, now: Timestamp) -> Result<(), StoreError> {
+        if self.store.replication().is_some() {
+            self.store
+                .set_meta(
+                    tailor_store::replication::POLICY_META,
+                    policy.source().as_bytes(),
+                )
+                .await?;
+        }
+        self.store.log_policy(policy.version(), now).await
+    }
+
+    /// Puts a policy in force here: the index rebuilt under it, then the memberships it no
+    /// longer supports ended. The caller holds the writer lock.
+    async fn install_policy(&self, policy: Policy, now: Timestamp) -> Result<(), EngineError> {
+        let index = build_index(self.store.as_ref(), &policy, now).await?;
+        {
+            let mut shared = self.write();
+            shared.policy = Arc::new(policy);
+            shared.index = index;
+        }
+        self.revoke_unsupported(now).await?;
         Ok(())
     }
 

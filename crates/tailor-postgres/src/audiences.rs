@@ -170,6 +170,20 @@ pub(crate) async fn all_audiences(
     found.iter().map(audience).collect()
 }
 
+pub(crate) async fn audience_by_no(
+    tx: &Tx<'_>,
+    audience_no: u32,
+    now: Timestamp,
+) -> Result<Option<Audience>, StoreError> {
+    let row = query_opt(
+        tx,
+        concat!(audience_select!(), "WHERE a.audience_no = $2"),
+        &[&micros(now), &i64::from(audience_no)],
+    )
+    .await?;
+    row.as_ref().map(audience).transpose()
+}
+
 pub(crate) async fn audience_by_id(
     tx: &Tx<'_>,
     advertiser_no: u32,

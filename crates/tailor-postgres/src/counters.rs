@@ -20,16 +20,19 @@ pub(crate) enum Sequence {
     Session,
     Job,
     Event,
+    /// The change feed's numbers (`crate::replication`).
+    Change,
 }
 
 impl Sequence {
-    const ALL: [Self; 6] = [
+    const ALL: [Self; 7] = [
         Self::Account,
         Self::Advertiser,
         Self::Audience,
         Self::Session,
         Self::Job,
         Self::Event,
+        Self::Change,
     ];
 
     const fn counter(self) -> &'static str {
@@ -40,6 +43,7 @@ impl Sequence {
             Self::Session => "last_session_no",
             Self::Job => "last_job_no",
             Self::Event => "last_event_no",
+            Self::Change => "last_change_seq",
         }
     }
 
@@ -62,6 +66,8 @@ pub(crate) struct Tally {
     last: [Option<i64>; Sequence::ALL.len()],
     /// The log entries the transaction records.
     pub(crate) journal: Journal,
+    /// What it changed, for the other processes' change feed.
+    pub(crate) changes: crate::replication::Changes,
 }
 
 impl Tally {

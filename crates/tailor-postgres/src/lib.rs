@@ -25,6 +25,7 @@ mod counters;
 mod log;
 mod memberships;
 mod releases;
+mod replication;
 mod rows;
 mod scan;
 mod schema;
@@ -36,9 +37,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use tailor_core::release::{Epsilon, QueryDigest, ReleaseConfig};
 use tailor_core::{AccountNo, KeyedDigest, PolicyVersion};
+use tailor_store::replication::{Change, Changed, Replication};
 use tailor_store::{
     AccountChange, AccountState, AccountWrite, Advertiser, ApiKeyRecord, Applied, Audience,
     Charged, Correction, CorrectionRefused, Erasure, Grant, Job, JobOp, Membership,
@@ -86,6 +88,13 @@ struct Inner {
     pool: Pool,
     /// Where the scans' tasks run (scans are started from a synchronous method).
     runtime: Handle,
+    /// This store's id in the change feed and in job claims.
+    origin: u64,
+    /// The numbers of changes announced by any process, once someone subscribed.
+    announced: std::sync::OnceLock<tokio::sync::watch::Sender<u64>>,
+    /// For the listener's own connection (outside the pool). Never printed: it may hold a
+    /// password.
+    config: tokio_postgres::Config,
 }
 
 impl fmt::Debug for PostgresStore {
@@ -111,7 +120,7 @@ impl PostgresStore {
         let startup = startup_options(config.get_options(), options.statement_timeout);
         config.options(startup);
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             tokio_postgres::NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -126,8 +135,18 @@ impl PostgresStore {
         let mut client = transaction::connection(&pool).await?;
         schema::migrate(&mut client).await?;
         drop(client);
+        let origin = transaction::write(&pool, 0, |tx, _| {
+            Box::pin(async move { replication::new_origin(tx).await })
+        })
+        .await?;
         Ok(Self {
-            inner: Arc::new(Inner { pool, runtime }),
+            inner: Arc::new(Inner {
+                pool,
+                runtime,
+                origin,
+                announced: std::sync::OnceLock::new(),
+                config,
+            }),
         })
     }
 
@@ -141,7 +160,17 @@ impl PostgresStore {
         T: Send,
         F: for<'t> FnMut(&'t Tx<'t>, &'t mut Tally) -> Work<'t, T> + Send,
     {
-        transaction::write(&self.inner.pool, work).await
+        transaction::write(&self.inner.pool, self.inner.origin, work).await
+    }
+
+    /// A short write outside the writer lock (job claims, pruning the feed): it touches no
+    /// counter and no log.
+    async fn claim<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send,
+        F: for<'t> FnOnce(&'t Tx<'t>) -> Work<'t, T> + Send,
+    {
+        transaction::unlocked(&self.inner.pool, work).await
     }
 
     async fn read<T, F>(&self, work: F) -> Result<T, StoreError>
@@ -176,7 +205,11 @@ impl Store for PostgresStore {
         let writes = Arc::new(writes);
         self.write(move |tx, tally| {
             let writes = Arc::clone(&writes);
-            Box::pin(async move { accounts::write_accounts(tx, tally, &writes, now).await })
+            Box::pin(async move {
+                let changes = accounts::write_accounts(tx, tally, &writes, now).await?;
+                tally.changes.accounts(changes.iter().map(|c| c.after.no));
+                Ok(changes)
+            })
         })
         .await
     }
@@ -190,9 +223,11 @@ impl Store for PostgresStore {
         let account_id = account_id.to_owned();
         self.write(move |tx, tally| {
             let (account_id, consent) = (account_id.clone(), consent.clone());
-            Box::pin(
-                async move { accounts::append_consent(tx, tally, &account_id, consent, now).await },
-            )
+            Box::pin(async move {
+                let change = accounts::append_consent(tx, tally, &account_id, consent, now).await?;
+                tally.changes.accounts(change.iter().map(|c| c.after.no));
+                Ok(change)
+            })
         })
         .await
     }
@@ -205,7 +240,11 @@ impl Store for PostgresStore {
         let account_id = account_id.to_owned();
         self.write(move |tx, tally| {
             let account_id = account_id.clone();
-            Box::pin(async move { accounts::erase_account(tx, tally, &account_id, now).await })
+            Box::pin(async move {
+                let erasure = accounts::erase_account(tx, tally, &account_id, now).await?;
+                tally.changes.accounts(erasure.iter().map(|e| e.erased.no));
+                Ok(erasure)
+            })
         })
         .await
     }
@@ -324,7 +363,11 @@ impl Store for PostgresStore {
     ) -> Result<Audience, StoreError> {
         self.write(move |tx, tally| {
             let new = new.clone();
-            Box::pin(async move { audiences::create_audience(tx, tally, new, now).await })
+            Box::pin(async move {
+                let audience = audiences::create_audience(tx, tally, new, now).await?;
+                tally.changes.add(Changed::Audience(audience.no));
+                Ok(audience)
+            })
         })
         .await
     }
@@ -367,9 +410,15 @@ impl Store for PostgresStore {
         let id = audience_id.to_owned();
         self.write(move |tx, tally| {
             let id = id.clone();
-            Box::pin(
-                async move { audiences::delete_audience(tx, tally, advertiser_no, &id, now).await },
-            )
+            Box::pin(async move {
+                let audience = audiences::audience_by_id(tx, advertiser_no, &id, now).await?;
+                let deleted =
+                    audiences::delete_audience(tx, tally, advertiser_no, &id, now).await?;
+                if let Some(audience) = audience.filter(|_| deleted.is_some()) {
+                    tally.changes.add(Changed::Members(audience.no));
+                }
+                Ok(deleted)
+            })
         })
         .await
     }
@@ -488,10 +537,20 @@ impl Store for PostgresStore {
         now: Timestamp,
     ) -> Result<Applied, StoreError> {
         let (grants, removals) = (Arc::new(grants), Arc::new(removals));
+        let origin = self.inner.origin;
         self.write(move |tx, tally| {
             let (grants, removals) = (grants.to_vec(), removals.to_vec());
             Box::pin(async move {
-                memberships::apply_job(tx, tally, job_no, grants, removals, query, now).await
+                replication::check_claim(tx, job_no, origin).await?;
+                let applied =
+                    memberships::apply_job(tx, tally, job_no, grants, removals, query, now).await?;
+                let audience = audiences::job_by_no(tx, job_no)
+                    .await?
+                    .map(|job| job.audience_no);
+                if let Some(audience) = audience {
+                    tally.changes.add(Changed::Members(audience));
+                }
+                Ok(applied)
             })
         })
         .await
@@ -503,9 +562,14 @@ impl Store for PostgresStore {
         config: &ReleaseConfig,
     ) -> Result<Charged, StoreError> {
         let config = *config;
-        self.write(move |tx, _| {
+        self.write(move |tx, tally| {
             let release = release.clone();
-            Box::pin(async move { releases::charge(tx, release, &config).await })
+            Box::pin(async move {
+                let audience = release.release.audience_no;
+                let charged = releases::charge(tx, release, &config).await?;
+                tally.changes.add(Changed::Audience(audience));
+                Ok(charged)
+            })
         })
         .await
     }
@@ -528,8 +592,12 @@ impl Store for PostgresStore {
         message: &'static str,
         now: Timestamp,
     ) -> Result<(), StoreError> {
+        let origin = self.inner.origin;
         self.write(move |tx, _| {
-            Box::pin(async move { audiences::fail_job(tx, job_no, message, now).await })
+            Box::pin(async move {
+                replication::check_claim(tx, job_no, origin).await?;
+                audiences::fail_job(tx, job_no, message, now).await
+            })
         })
         .await
     }
@@ -551,7 +619,10 @@ impl Store for PostgresStore {
         let memberships = Arc::new(memberships);
         self.write(move |tx, tally| {
             let memberships = memberships.to_vec();
-            Box::pin(async move { memberships::revoke(tx, tally, memberships, reason, now).await })
+            Box::pin(async move {
+                tally.changes.memberships(&memberships);
+                memberships::revoke(tx, tally, memberships, reason, now).await
+            })
         })
         .await
     }
@@ -561,7 +632,11 @@ impl Store for PostgresStore {
         now: Timestamp,
     ) -> Result<Vec<(u32, AccountNo)>, StoreError> {
         self.write(move |tx, tally| {
-            Box::pin(async move { memberships::expire_memberships(tx, tally, now).await })
+            Box::pin(async move {
+                let expired = memberships::expire_memberships(tx, tally, now).await?;
+                tally.changes.memberships(&expired);
+                Ok(expired)
+            })
         })
         .await
     }
@@ -629,9 +704,14 @@ impl Store for PostgresStore {
     ) -> Result<Result<AccountChange, CorrectionRefused>, StoreError> {
         self.write(move |tx, tally| {
             let correction = correction.clone();
-            Box::pin(
-                async move { corrections::correct(tx, &mut tally.journal, correction, now).await },
-            )
+            Box::pin(async move {
+                let corrected =
+                    corrections::correct(tx, &mut tally.journal, correction, now).await?;
+                if let Ok(change) = &corrected {
+                    tally.changes.accounts([change.after.no]);
+                }
+                Ok(corrected)
+            })
         })
         .await
     }
@@ -678,7 +758,10 @@ impl Store for PostgresStore {
 
     async fn log_policy(&self, version: PolicyVersion, now: Timestamp) -> Result<(), StoreError> {
         self.write(move |tx, tally| {
-            Box::pin(async move { log::policy(tx, &mut tally.journal, version, now).await })
+            Box::pin(async move {
+                tally.changes.add(Changed::Policy);
+                log::policy(tx, &mut tally.journal, version, now).await
+            })
         })
         .await
     }
@@ -725,6 +808,125 @@ impl Store for PostgresStore {
         }
         let nos = nos.to_vec();
         self.read(move |tx| Box::pin(async move { advertisers::advertisers_by_no(tx, &nos).await }))
+            .await
+    }
+
+    fn replication(&self) -> Option<&dyn Replication> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl Replication for PostgresStore {
+    fn origin(&self) -> u64 {
+        self.inner.origin
+    }
+
+    async fn head(&self) -> Result<u64, StoreError> {
+        self.read(|tx| Box::pin(async move { replication::head(tx).await }))
+            .await
+    }
+
+    async fn changes_since(&self, after: u64, limit: usize) -> Result<Vec<Change>, StoreError> {
+        self.read(move |tx| Box::pin(async move { replication::since(tx, after, limit).await }))
+            .await
+    }
+
+    fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        let sender = self.inner.announced.get_or_init(|| {
+            let (sender, _) = tokio::sync::watch::channel(0);
+            self.inner.runtime.spawn(replication::listen(
+                self.inner.config.clone(),
+                sender.clone(),
+            ));
+            sender
+        });
+        sender.subscribe()
+    }
+
+    async fn digests_ever(
+        &self,
+        accounts: &[AccountNo],
+    ) -> Result<Vec<(AccountNo, KeyedDigest)>, StoreError> {
+        let accounts = accounts.to_vec();
+        self.read(move |tx| Box::pin(async move { replication::digests_ever(tx, &accounts).await }))
+            .await
+    }
+
+    async fn memberships_of_accounts(
+        &self,
+        accounts: &[AccountNo],
+    ) -> Result<Vec<Membership>, StoreError> {
+        let accounts = accounts.to_vec();
+        self.read(move |tx| {
+            Box::pin(async move { replication::memberships_of_accounts(tx, &accounts).await })
+        })
+        .await
+    }
+
+    async fn audience_with_members(
+        &self,
+        audience_no: u32,
+        now: Timestamp,
+    ) -> Result<Option<(Audience, Vec<Membership>)>, StoreError> {
+        self.read(move |tx| {
+            Box::pin(async move {
+                let Some(audience) = audiences::audience_by_no(tx, audience_no, now).await? else {
+                    return Ok(None);
+                };
+                let members = replication::audience_members(tx, audience_no).await?;
+                Ok(Some((audience, members)))
+            })
+        })
+        .await
+    }
+
+    async fn audience_by_no(
+        &self,
+        audience_no: u32,
+        now: Timestamp,
+    ) -> Result<Option<Audience>, StoreError> {
+        self.read(move |tx| {
+            Box::pin(async move { audiences::audience_by_no(tx, audience_no, now).await })
+        })
+        .await
+    }
+
+    async fn claim_job(
+        &self,
+        job_no: u64,
+        now: Timestamp,
+        lease: SignedDuration,
+    ) -> Result<bool, StoreError> {
+        let origin = self.inner.origin;
+        self.claim(move |tx| {
+            Box::pin(async move { replication::claim_job(tx, job_no, origin, now, lease).await })
+        })
+        .await
+    }
+
+    async fn claim_orphan(
+        &self,
+        now: Timestamp,
+        lease: SignedDuration,
+    ) -> Result<Option<u64>, StoreError> {
+        let origin = self.inner.origin;
+        self.claim(move |tx| {
+            Box::pin(async move { replication::claim_orphan(tx, origin, now, lease).await })
+        })
+        .await
+    }
+
+    async fn renew_claims(&self, now: Timestamp, lease: SignedDuration) -> Result<(), StoreError> {
+        let origin = self.inner.origin;
+        self.claim(move |tx| {
+            Box::pin(async move { replication::renew_claims(tx, origin, now + lease).await })
+        })
+        .await
+    }
+
+    async fn prune_changes(&self, before: Timestamp) -> Result<u64, StoreError> {
+        self.claim(move |tx| Box::pin(async move { replication::prune(tx, before).await }))
             .await
     }
 }

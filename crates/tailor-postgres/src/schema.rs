@@ -32,9 +32,10 @@ struct Migration {
 }
 
 /// Every migration, in order. Append only: a released migration is never edited.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    sql: "
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: "
 -- Distributed by account_no. (On Citus, the uniqueness of account_id, which does not include
 -- the distribution column, moves to a lookup table distributed by account_id.) Numbers come
 -- from the `last_account_no` counter, never from the largest key, so that an erased
@@ -286,7 +287,26 @@ CREATE TABLE contact_corrections (
 );
 CREATE INDEX contact_corrections_by_no ON contact_corrections (correction_no);
 ",
-}];
+    },
+    Migration {
+        version: 2,
+        sql: "
+-- The change feed: what each write changed, for the other `tailor serve` processes sharing
+-- this database (crate::replication). Numbers only: an account or audience number, never an
+-- identifier. On the coordinator, like the log: it is one ordered sequence.
+CREATE TABLE changes (
+    seq BIGINT PRIMARY KEY,
+    origin BIGINT NOT NULL,
+    kind SMALLINT NOT NULL,
+    subject BIGINT NOT NULL,
+    at BIGINT NOT NULL
+);
+INSERT INTO counters (name, value) VALUES ('last_change_seq', 0), ('last_origin', 0);
+-- Which process holds a job, and until when (a lapsed claim is taken over).
+ALTER TABLE jobs ADD COLUMN claimed_by BIGINT, ADD COLUMN lease_until BIGINT;
+",
+    },
+];
 
 /// The advisory lock held while migrating ("tailor-m" in ASCII): another process starting at
 /// the same time waits for the first to finish, then finds nothing to do.

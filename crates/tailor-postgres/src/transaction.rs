@@ -46,7 +46,8 @@ const RETRIES: u32 = 5;
 /// and appends its log entries, and commits. A serialization failure or a deadlock (SQLSTATE
 /// 40001, 40P01) runs the whole transaction again, `work` included, at most [`RETRIES`]
 /// times: `work` must therefore only depend on its arguments and what it reads.
-pub(crate) async fn write<T, F>(pool: &Pool, mut work: F) -> Result<T, StoreError>
+/// `origin` marks the changes it records in the change feed.
+pub(crate) async fn write<T, F>(pool: &Pool, origin: u64, mut work: F) -> Result<T, StoreError>
 where
     T: Send,
     F: for<'t> FnMut(&'t Tx<'t>, &'t mut Tally) -> Work<'t, T> + Send,
@@ -54,7 +55,7 @@ where
     let mut attempt = 0;
     loop {
         let mut client = connection(pool).await?;
-        let result = write_once(&mut client, &mut work).await;
+        let result = write_once(&mut client, origin, &mut work).await;
         match result {
             Err(e) if is_retriable(&e) && attempt < RETRIES => attempt += 1,
             other => return other,
@@ -62,7 +63,7 @@ where
     }
 }
 
-async fn write_once<T, F>(client: &mut Object, work: &mut F) -> Result<T, StoreError>
+async fn write_once<T, F>(client: &mut Object, origin: u64, work: &mut F) -> Result<T, StoreError>
 where
     T: Send,
     F: for<'t> FnMut(&'t Tx<'t>, &'t mut Tally) -> Work<'t, T> + Send,
@@ -76,8 +77,28 @@ where
     execute(&tx, "SELECT pg_advisory_xact_lock($1)", &[&WRITER_LOCK]).await?;
     let mut tally = Tally::default();
     let out = work(&tx, &mut tally).await?;
+    crate::replication::record(&tx, &mut tally, origin).await?;
     tally.apply(&tx).await?;
     tally.journal.append(&tx).await?;
+    tx.commit().await.db()?;
+    Ok(out)
+}
+
+/// Runs `work` in one `READ COMMITTED` transaction without the writer lock: for writes that
+/// touch no counter and no log (job claims, pruning the change feed).
+pub(crate) async fn unlocked<T, F>(pool: &Pool, work: F) -> Result<T, StoreError>
+where
+    T: Send,
+    F: for<'t> FnOnce(&'t Tx<'t>) -> Work<'t, T> + Send,
+{
+    let mut client = connection(pool).await?;
+    let tx = client
+        .build_transaction()
+        .isolation_level(IsolationLevel::ReadCommitted)
+        .start()
+        .await
+        .db()?;
+    let out = work(&tx).await?;
     tx.commit().await.db()?;
     Ok(out)
 }

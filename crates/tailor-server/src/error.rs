@@ -255,6 +255,11 @@ impl ApiError {
                 }
                 .with("summary", summary)
             }
+            EngineError::Behind => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "behind",
+                "this replica has not yet applied writes made through the others; try again",
+            ),
             EngineError::Body(_) => Self::new(
                 StatusCode::BAD_REQUEST,
                 "body_unreadable",

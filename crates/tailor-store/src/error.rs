@@ -35,4 +35,8 @@ pub enum StoreError {
     /// an audience deleted meanwhile), or a unique id is taken. The message is fixed text.
     #[error("conflict: {0}")]
     Conflict(&'static str),
+    /// Another process holds the claim on this job (see [`crate::replication`]); this one
+    /// must leave the job alone.
+    #[error("the job is claimed by another process")]
+    NotClaimed,
 }

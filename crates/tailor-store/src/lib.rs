@@ -24,6 +24,7 @@ pub mod contacts;
 mod error;
 pub mod log;
 pub mod packing;
+pub mod replication;
 mod sqlite;
 
 pub use audience::{
@@ -483,6 +484,12 @@ pub trait Store: Send + Sync + 'static {
     /// The advertisers with these numbers (those that exist; duplicates once), by number
     /// (to name the advertisers of memberships, whose history holds numbers).
     async fn advertisers_by_no(&self, nos: &[u32]) -> Result<Vec<Advertiser>, StoreError>;
+
+    /// The change feed and job claims, for a backend that several processes can share
+    /// (see [`replication`]); `None` for one that only one process can open.
+    fn replication(&self) -> Option<&dyn replication::Replication> {
+        None
+    }
 }
 
 /// A correction of the context a contact point was collected in.
