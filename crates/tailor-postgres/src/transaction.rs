@@ -273,7 +273,7 @@ mod tests {
         };
         for sqlstate in ["40001", "40P01"] {
             let attempts = AtomicU32::new(0);
-            let result = write(&pool, |tx, _| {
+            let result = write(&pool, 0, |tx, _| {
                 let attempt = attempts.fetch_add(1, Ordering::SeqCst);
                 Box::pin(async move {
                     if attempt < 2 {
@@ -294,7 +294,7 @@ mod tests {
         };
         for (sqlstate, attempts_made) in [("40001", RETRIES + 1), ("23505", 1)] {
             let attempts = AtomicU32::new(0);
-            let result: Result<(), StoreError> = write(&pool, |tx, _| {
+            let result: Result<(), StoreError> = write(&pool, 0, |tx, _| {
                 attempts.fetch_add(1, Ordering::SeqCst);
                 Box::pin(async move { raise(tx, sqlstate).await })
             })

@@ -24,6 +24,7 @@ mod policy_report;
 mod postgres;
 mod privacy;
 mod privacy_uploads;
+mod replicas;
 mod serve;
 mod server;
 mod store;
