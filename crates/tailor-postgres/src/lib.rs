@@ -91,7 +91,7 @@ struct Inner {
     /// This store's id in the change feed and in job claims.
     origin: u64,
     /// The numbers of changes announced by any process, once someone subscribed.
-    announced: std::sync::OnceLock<tokio::sync::watch::Sender<u64>>,
+    announced: std::sync::OnceLock<Arc<tokio::sync::watch::Sender<u64>>>,
     /// For the listener's own connection (outside the pool). Never printed: it may hold a
     /// password.
     config: tokio_postgres::Config,
@@ -834,10 +834,10 @@ impl Replication for PostgresStore {
 
     fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
         let sender = self.inner.announced.get_or_init(|| {
-            let (sender, _) = tokio::sync::watch::channel(0);
+            let sender = Arc::new(tokio::sync::watch::Sender::new(0));
             self.inner.runtime.spawn(replication::listen(
                 self.inner.config.clone(),
-                sender.clone(),
+                Arc::downgrade(&sender),
             ));
             sender
         });

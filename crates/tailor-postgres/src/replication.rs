@@ -14,6 +14,7 @@
 //! and was taken over cannot apply the job a second time.
 
 use std::collections::BTreeSet;
+use std::sync::Weak;
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
@@ -332,13 +333,13 @@ pub(crate) async fn new_origin(tx: &Tx<'_>) -> Result<u64, StoreError> {
     rows::number(&row, 0, "counters.value")
 }
 
-/// Listens for announced changes on a connection of its own and sends each number on `sender`;
-/// once listening (at first and after reconnecting) it wakes the receivers without a new
-/// number, since something may have been committed unheard. Stops when every receiver is gone.
-pub(crate) async fn listen(config: tokio_postgres::Config, sender: watch::Sender<u64>) {
+/// Listens for announced changes on a connection of its own and sends each newer number on
+/// `sender`; once listening (at first and after reconnecting) it reads the head, so that what
+/// was committed unheard is passed on too. Stops once the store (which owns `sender`) is gone.
+pub(crate) async fn listen(config: tokio_postgres::Config, sender: Weak<watch::Sender<u64>>) {
     let mut backoff = Duration::from_millis(100);
     loop {
-        if sender.is_closed() {
+        if sender.strong_count() == 0 {
             return;
         }
         match listen_once(&config, &sender).await {
@@ -346,8 +347,6 @@ pub(crate) async fn listen(config: tokio_postgres::Config, sender: watch::Sender
             Err(error) => {
                 let error = error.map_or_else(|| "the connection closed".into(), |e| e.to_string());
                 tracing::warn!(%error, "change feed listener lost its connection; reconnecting");
-                // Whatever was announced meanwhile is found by reading the head.
-                sender.send_modify(|_| {});
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
@@ -355,10 +354,24 @@ pub(crate) async fn listen(config: tokio_postgres::Config, sender: watch::Sender
     }
 }
 
-/// Listens until every receiver is gone (`Ok`) or the connection fails or closes (`Err`).
+/// Passes on a change number if it is newer than the last one passed on.
+fn announce(sender: &Weak<watch::Sender<u64>>, seq: u64) {
+    let Some(sender) = sender.upgrade() else {
+        return;
+    };
+    sender.send_if_modified(|last| {
+        let newer = seq > *last;
+        if newer {
+            *last = seq;
+        }
+        newer
+    });
+}
+
+/// Listens until the store is gone (`Ok`) or the connection fails or closes (`Err`).
 async fn listen_once(
     config: &tokio_postgres::Config,
-    sender: &watch::Sender<u64>,
+    sender: &Weak<watch::Sender<u64>>,
 ) -> Result<(), Option<tokio_postgres::Error>> {
     let (client, mut connection) = config.connect(tokio_postgres::NoTls).await?;
     let (messages, mut received) = tokio::sync::mpsc::unbounded_channel();
@@ -383,27 +396,42 @@ async fn listen_once(
         driver.abort();
         return Err(Some(error));
     }
-    // Listening from here: anything committed before is found by reading the head.
-    sender.send_modify(|_| {});
+    // Listening from here: what was committed before is the head, read now.
+    match client
+        .query_opt(
+            "SELECT value FROM counters WHERE name = 'last_change_seq'",
+            &[],
+        )
+        .await
+    {
+        Ok(row) => {
+            let head = row
+                .and_then(|row| row.try_get::<_, i64>(0).ok())
+                .unwrap_or(0);
+            announce(sender, u64::try_from(head).unwrap_or(0));
+        }
+        Err(error) => {
+            driver.abort();
+            return Err(Some(error));
+        }
+    }
     let outcome = loop {
         tokio::select! {
             message = received.recv() => match message {
                 Some(Ok(AsyncMessage::Notification(note))) => {
                     if let Ok(seq) = note.payload().parse::<u64>() {
-                        sender.send_if_modified(|last| {
-                            let newer = seq > *last;
-                            if newer {
-                                *last = seq;
-                            }
-                            newer
-                        });
+                        announce(sender, seq);
                     }
                 }
                 Some(Ok(_)) => {}
                 Some(Err(error)) => break Err(Some(error)),
                 None => break Err(None),
             },
-            () = sender.closed() => break Ok(()),
+            () = tokio::time::sleep(Duration::from_secs(5)) => {
+                if sender.strong_count() == 0 {
+                    break Ok(());
+                }
+            }
         }
     };
     driver.abort();

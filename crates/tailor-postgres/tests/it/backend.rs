@@ -14,7 +14,7 @@ fn now() -> Timestamp {
 }
 
 /// A synthetic account with one email contact point (a synthetic keyed digest).
-fn account(n: u64) -> AccountWrite {
+pub(crate) fn account(n: u64) -> AccountWrite {
     let mut digest = [0x5a; 32];
     digest[..8].copy_from_slice(&n.to_be_bytes());
     AccountWrite {

@@ -11,4 +11,5 @@
 
 mod backend;
 mod conformance;
+mod replication;
 mod support;
