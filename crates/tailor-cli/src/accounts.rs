@@ -56,11 +56,17 @@ async fn import(args: ImportArgs) -> Result<ExitCode> {
     let secret = std::env::var(SECRET_KEY_ENV).ok().filter(|v| !v.is_empty());
     let (key, _) = load_index_key(&args.data_dir, secret.as_deref())?;
     // A file has no size limit: it is the operator's own.
+    // Only accounts: upload jobs are the servers' to run.
     let limits = Limits {
         max_body_bytes: u64::MAX,
+        run_jobs: false,
         ..Limits::default()
     };
-    let engine = Engine::open(store, key, Policy::shipped(), Arc::new(SystemClock), limits).await?;
+    // Decided under the policy the servers put in force (the shipped one before any).
+    let policy = tailor_engine::policy_in_force(store.as_ref())
+        .await?
+        .unwrap_or_else(Policy::shipped);
+    let engine = Engine::open(store, key, policy, Arc::new(SystemClock), limits).await?;
     let result = if args.input == Path::new("-") {
         engine
             .import(BufReader::with_capacity(1 << 18, tokio::io::stdin()))

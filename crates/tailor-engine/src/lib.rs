@@ -67,6 +67,10 @@ pub struct Limits {
     /// unless renewed (every third of it); a job whose process died is taken over by another
     /// once its claim lapses.
     pub job_lease_seconds: u32,
+    /// Whether this engine runs upload jobs: resumes the unfinished ones at start and, with
+    /// several processes on one database, takes over those whose process died. A server does;
+    /// an operator command that only writes accounts does not.
+    pub run_jobs: bool,
 }
 
 impl Limits {
@@ -84,6 +88,7 @@ impl Default for Limits {
             batch: 10_000,
             history_retention_days: 1095,
             job_lease_seconds: 30,
+            run_jobs: true,
         }
     }
 }
@@ -279,8 +284,10 @@ impl Engine {
             ms = started.elapsed().as_millis() as u64,
             "memberships checked against the index and expiry"
         );
-        for job in inner.store.unfinished_jobs().await? {
-            let _ = inner.jobs.send(job.no);
+        if inner.limits.run_jobs {
+            for job in inner.store.unfinished_jobs().await? {
+                let _ = inner.jobs.send(job.no);
+            }
         }
         tokio::spawn(advertising::job_worker(
             Arc::downgrade(&inner),
@@ -293,10 +300,12 @@ impl Engine {
                 Arc::downgrade(&inner),
                 Arc::clone(&inner.follow.wake),
             ));
-            tokio::spawn(replica::claimer(
-                Arc::downgrade(&inner),
-                inner.limits.job_lease(),
-            ));
+            if inner.limits.run_jobs {
+                tokio::spawn(replica::claimer(
+                    Arc::downgrade(&inner),
+                    inner.limits.job_lease(),
+                ));
+            }
         }
         Ok(Self { inner })
     }
@@ -776,17 +785,16 @@ impl Inner {
         Ok(())
     }
 
-    /// Records a policy as the one in force: its text for other processes sharing the
-    /// database (which install it from the change feed), then the log entry.
+    /// Records a policy as the one in force: its text (for other processes sharing the
+    /// database, which install it from the change feed, and for [`policy_in_force`]), then
+    /// the log entry.
     async fn publish_policy(&self, policy: &Policy, now: Timestamp) -> Result<(), StoreError> {
-        if self.store.replication().is_some() {
-            self.store
-                .set_meta(
-                    tailor_store::replication::POLICY_META,
-                    policy.source().as_bytes(),
-                )
-                .await?;
-        }
+        self.store
+            .set_meta(
+                tailor_store::replication::POLICY_META,
+                policy.source().as_bytes(),
+            )
+            .await?;
         self.store.log_policy(policy.version(), now).await
     }
 
@@ -868,6 +876,19 @@ fn update_account(
         index.insert(eligible);
     }
     new_digests
+}
+
+/// The policy last put in force on this store (by a server's start or a policy change),
+/// `None` if none was recorded.
+pub async fn policy_in_force(store: &dyn Store) -> Result<Option<Policy>, EngineError> {
+    let Some(text) = store.meta(tailor_store::replication::POLICY_META).await? else {
+        return Ok(None);
+    };
+    let text = String::from_utf8(text)
+        .map_err(|_| StoreError::Corrupt("the stored policy is not UTF-8".into()))?;
+    Policy::parse(&text)
+        .map(Some)
+        .map_err(|_| StoreError::Corrupt("the stored policy does not parse".into()).into())
 }
 
 /// Builds the serving map from the store's audiences and live memberships.

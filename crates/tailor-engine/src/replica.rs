@@ -26,9 +26,9 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
-use tailor_core::{AccountNo, KeyedDigest, Policy};
+use tailor_core::{AccountNo, KeyedDigest};
 use tailor_store::StoreError;
-use tailor_store::replication::{Changed, POLICY_META, Replication};
+use tailor_store::replication::{Changed, Replication};
 
 use crate::{EngineError, Inner, build_index, build_serving, eligible};
 
@@ -184,13 +184,9 @@ impl Inner {
 
     /// Installs the policy another process put in force.
     async fn reload_policy(&self) -> Result<(), EngineError> {
-        let Some(text) = self.store.meta(POLICY_META).await? else {
+        let Some(policy) = crate::policy_in_force(self.store.as_ref()).await? else {
             return Ok(());
         };
-        let text = String::from_utf8(text)
-            .map_err(|_| StoreError::Corrupt("the stored policy is not UTF-8".into()))?;
-        let policy = Policy::parse(&text)
-            .map_err(|_| StoreError::Corrupt("the stored policy does not parse".into()))?;
         if policy.version() == self.read().policy.version() {
             return Ok(());
         }
@@ -370,7 +366,7 @@ async fn claim_round(inner: &Inner, lease: SignedDuration) -> Result<(), StoreEr
             break;
         }
     }
-    feed.prune_changes(now - FEED_RETENTION).await?;
+    feed.prune_changes(FEED_RETENTION).await?;
     Ok(())
 }
 

@@ -925,7 +925,9 @@ impl Replication for PostgresStore {
         .await
     }
 
-    async fn prune_changes(&self, before: Timestamp) -> Result<u64, StoreError> {
+    async fn prune_changes(&self, age: SignedDuration) -> Result<u64, StoreError> {
+        // The feed is stamped by the wall clock (see `replication::record`), not an engine clock.
+        let before = Timestamp::now() - age;
         self.claim(move |tx| Box::pin(async move { replication::prune(tx, before).await }))
             .await
     }

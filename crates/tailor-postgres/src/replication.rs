@@ -92,6 +92,7 @@ pub(crate) async fn record(tx: &Tx<'_>, tally: &mut Tally, origin: u64) -> Resul
     }
     let first = tally.reserve(tx, Sequence::Change, changes.len()).await?;
     let origin = crate::counters::signed(origin, "the origin")?;
+    // The wall clock, not the caller's (an engine may run on a test clock): only pruning reads it.
     let at = micros(Timestamp::now());
     let (mut seqs, mut kinds, mut subjects) = (Vec::new(), Vec::new(), Vec::new());
     for (seq, what) in (first..).zip(changes) {

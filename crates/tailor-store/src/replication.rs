@@ -33,7 +33,8 @@ pub enum Changed {
     Policy,
 }
 
-/// The meta entry holding the text of the policy in force, for replicas to load.
+/// The meta entry holding the text of the policy in force (written by every backend), for
+/// replicas and operator commands to load.
 pub const POLICY_META: &str = "policy_text";
 
 /// One entry of the change feed.
@@ -113,6 +114,7 @@ pub trait Replication: Send + Sync {
     /// Extends every claim this process holds to `now + lease`.
     async fn renew_claims(&self, now: Timestamp, lease: SignedDuration) -> Result<(), StoreError>;
 
-    /// Deletes the changes recorded before `before`; returns how many.
-    async fn prune_changes(&self, before: Timestamp) -> Result<u64, StoreError>;
+    /// Deletes the changes recorded more than `age` ago by the wall clock (never the
+    /// newest, so that the head stays readable); returns how many.
+    async fn prune_changes(&self, age: SignedDuration) -> Result<u64, StoreError>;
 }
