@@ -11,4 +11,3 @@
 
 mod backend;
 mod conformance;
-mod support;
