@@ -31,6 +31,10 @@ mod scan;
 mod schema;
 mod transaction;
 
+// Test support for other crates' tests; never part of the product.
+#[cfg(feature = "testing")]
+pub mod testing;
+
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;

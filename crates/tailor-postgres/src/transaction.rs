@@ -235,7 +235,7 @@ mod tests {
 
     /// A pool on the test server's own database (these tests need no schema: a write with an
     /// empty tally touches no table), or `None` after saying so when there is no server and
-    /// this is not CI (see `tests/it/support.rs`).
+    /// this is not CI (see `testing`).
     async fn test_pool() -> Option<Pool> {
         let url = std::env::var("TAILOR_TEST_POSTGRES")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());

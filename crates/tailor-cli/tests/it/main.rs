@@ -14,11 +14,6 @@ mod http;
 mod incident;
 mod leftovers;
 mod log_verify;
-// The PostgreSQL test server and fresh databases, shared with `tailor-postgres`'s own tests
-// rather than copied; this crate uses only part of it.
-#[allow(dead_code)]
-#[path = "../../../tailor-postgres/tests/it/support.rs"]
-mod pg;
 mod policy;
 mod policy_report;
 mod postgres;

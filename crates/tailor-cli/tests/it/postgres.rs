@@ -8,8 +8,8 @@
 //! failed under `CI=true`.
 
 use serde_json::{Value, json};
+use tailor_postgres::testing::{Databases, Server};
 
-use crate::pg::{Databases, Server};
 use crate::server::{SERVING, Served, fixed_tokens};
 use crate::support::{Scratch, arg, tailor};
 

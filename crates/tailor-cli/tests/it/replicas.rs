@@ -14,9 +14,9 @@ use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 
-use crate::pg::{Databases, Server};
 use crate::server::{SERVING, Served, fixed_tokens};
 use crate::support::{Scratch, arg, tailor};
+use tailor_postgres::testing::{Databases, Server};
 
 const MARKETING: &str = "marketing.advertising.third_party.targeted";
 
@@ -75,7 +75,7 @@ fn list(people: impl Iterator<Item = usize>) -> String {
 fn prepared(
     runtime: &tokio::runtime::Runtime,
     pg: &Server,
-    databases: &Databases<'_>,
+    databases: &Databases,
     dir: &Scratch,
     n: usize,
 ) -> (String, String, String) {

@@ -10,7 +10,9 @@ use tailor_engine::{Clock, Engine};
 use tailor_list::UploadFormat;
 use tailor_store::{Advertiser, JobOp};
 
-use crate::support::{Scratch, TestClock, consent, contact, engine, line};
+use crate::support::{
+    Backend, Storage, TestClock, consent, contact, engine, line, on_both_backends,
+};
 
 const START: i64 = 1_800_000_000;
 const CONTEXTS: [&str; 7] = [
@@ -112,15 +114,16 @@ fn sha_hex(text: &str) -> String {
 }
 
 async fn setup(
+    backend: Backend,
     n: usize,
 ) -> (
-    Scratch,
+    Storage,
     Engine,
     std::sync::Arc<TestClock>,
     Vec<Person>,
     Advertiser,
 ) {
-    let dir = Scratch::new("audiences");
+    let dir = backend.fresh("audiences").await;
     let clock = TestClock::at(START);
     let engine = engine(&dir, clock.clone(), Policy::shipped()).await;
     let people = population(n);
@@ -201,9 +204,8 @@ async fn upload(
     engine.job(advertiser, &job.job_id).await.unwrap().unwrap()
 }
 
-#[tokio::test]
-async fn the_audience_is_exactly_the_eligible_accounts_the_lists_reach() {
-    let (_dir, engine, _clock, people, advertiser) = setup(168).await;
+async fn the_audience_is_exactly_the_eligible_accounts_the_lists_reach(backend: Backend) {
+    let (_dir, engine, _clock, people, advertiser) = setup(backend, 168).await;
     let audience = engine
         .create_audience(&advertiser, "All customers", "", None)
         .await
@@ -306,9 +308,8 @@ async fn the_audience_is_exactly_the_eligible_accounts_the_lists_reach() {
     }
 }
 
-#[tokio::test]
-async fn remove_and_replace() {
-    let (_dir, engine, _clock, people, advertiser) = setup(60).await;
+async fn remove_and_replace(backend: Backend) {
+    let (_dir, engine, _clock, people, advertiser) = setup(backend, 60).await;
     let audience = engine
         .create_audience(&advertiser, "Reactivation", "", Some(30))
         .await
@@ -371,10 +372,10 @@ async fn remove_and_replace() {
     );
 }
 
-#[tokio::test]
-async fn withdrawal_ends_membership_and_serving_before_it_returns_and_a_regrant_does_not_restore_it()
- {
-    let (_dir, engine, clock, people, advertiser) = setup(60).await;
+async fn withdrawal_ends_membership_and_serving_before_it_returns_and_a_regrant_does_not_restore_it(
+    backend: Backend,
+) {
+    let (_dir, engine, clock, people, advertiser) = setup(backend, 60).await;
     let audience = engine
         .create_audience(&advertiser, "Tiny", "", None)
         .await
@@ -426,13 +427,12 @@ async fn withdrawal_ends_membership_and_serving_before_it_returns_and_a_regrant_
     );
 }
 
-#[tokio::test]
-async fn serving_answers_follow_consent_at_once() {
+async fn serving_answers_follow_consent_at_once(backend: Backend) {
     use tailor_core::release::ReleaseConfig;
-    let dir = Scratch::new("serving");
+    let dir = backend.fresh("serving").await;
     let clock = TestClock::at(START);
     let engine = Engine::open_with(
-        crate::support::store(&dir),
+        dir.store().await,
         crate::support::key(),
         Policy::shipped(),
         clock.clone(),
@@ -542,3 +542,10 @@ async fn serving_answers_follow_consent_at_once() {
     );
     let _ = Timestamp::UNIX_EPOCH;
 }
+
+on_both_backends!(
+    the_audience_is_exactly_the_eligible_accounts_the_lists_reach,
+    remove_and_replace,
+    withdrawal_ends_membership_and_serving_before_it_returns_and_a_regrant_does_not_restore_it,
+    serving_answers_follow_consent_at_once,
+);

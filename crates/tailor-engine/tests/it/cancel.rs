@@ -18,7 +18,7 @@ use tailor_store::{
 };
 use tokio::sync::{Notify, mpsc};
 
-use crate::support::{Scratch, TestClock, contact, key, line, store};
+use crate::support::{TestClock, contact, key, line, sqlite};
 
 /// A store whose account writes wait for a signal, and tell when they start waiting.
 struct GatedStore {
@@ -405,12 +405,12 @@ impl Store for GatedStore {
 
 #[tokio::test]
 async fn an_abandoned_import_still_updates_the_index_with_what_it_committed() {
-    let dir = Scratch::new("cancel");
+    let dir = sqlite("cancel");
     let clock = TestClock::at(1_800_000_000);
     let entered = Arc::new(Notify::new());
     let gate = Arc::new(Notify::new());
     let gated: Arc<dyn Store> = Arc::new(GatedStore {
-        inner: store(&dir),
+        inner: dir.store().await,
         entered: Arc::clone(&entered),
         gate: Arc::clone(&gate),
     });

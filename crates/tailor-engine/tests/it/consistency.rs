@@ -1,12 +1,13 @@
 //! The index equals a recomputation from the store under the policy, after any sequence of
 //! operations: contact points added and removed, consent events in any order of `at`, region
-//! changes, erasures, policy swaps, time passing, and restarts.
+//! changes, erasures, policy swaps, time passing, and restarts (a new store on the same data),
+//! on both backends.
 
 use proptest::prelude::*;
 use tailor_core::Policy;
 use tailor_engine::{Engine, Limits, build_index};
 
-use crate::support::{Scratch, TestClock, consent, contact, engine, key, line, store};
+use crate::support::{Backend, TestClock, consent, contact, engine, key, line};
 
 const START: i64 = 1_800_000_000;
 
@@ -74,17 +75,16 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-async fn check(engine: &Engine, clock: &TestClock, dir: &Scratch) {
+async fn check(engine: &Engine, clock: &TestClock) {
     use tailor_engine::Clock;
-    let _ = dir;
     let fresh = build_index(engine.store().as_ref(), &engine.policy(), clock.now())
         .await
         .unwrap();
     assert_eq!(engine.index_entries(), fresh.entries());
 }
 
-async fn run(ops: Vec<Op>) {
-    let dir = Scratch::new("consistency");
+async fn run(backend: Backend, ops: Vec<Op>) {
+    let dir = backend.fresh("consistency").await;
     let clock = TestClock::at(START);
     let mut engine = engine(&dir, clock.clone(), Policy::shipped()).await;
     let mut now = START;
@@ -145,13 +145,19 @@ async fn run(ops: Vec<Op>) {
                 let policy = (*engine.policy()).clone();
                 let before = engine.index_entries();
                 drop(engine);
-                engine = Engine::open(store(&dir), key(), policy, clock.clone(), Limits::default())
-                    .await
-                    .unwrap();
+                engine = Engine::open(
+                    dir.store().await,
+                    key(),
+                    policy,
+                    clock.clone(),
+                    Limits::default(),
+                )
+                .await
+                .unwrap();
                 assert_eq!(engine.index_entries(), before, "restart changed the index");
             }
         }
-        check(&engine, &clock, &dir).await;
+        check(&engine, &clock).await;
     }
 }
 
@@ -159,8 +165,19 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 
     #[test]
-    fn the_index_always_equals_the_store_under_the_policy(ops in proptest::collection::vec(op(), 1..14)) {
+    fn the_index_always_equals_the_store_under_the_policy_sqlite(ops in proptest::collection::vec(op(), 1..14)) {
         let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-        runtime.block_on(run(ops));
+        runtime.block_on(run(Backend::Sqlite, ops));
+    }
+
+    // Each case on a database of its own.
+    #[test]
+    fn the_index_always_equals_the_store_under_the_policy_postgres(ops in proptest::collection::vec(op(), 1..14)) {
+        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            if let Some(backend) = Backend::postgres().await {
+                run(backend, ops).await;
+            }
+        });
     }
 }

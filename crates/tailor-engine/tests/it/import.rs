@@ -2,7 +2,9 @@
 
 use tailor_core::{E164Phone, NormalizedEmail, PhoneFormat, Policy, Region, Sha256Digest};
 
-use crate::support::{Scratch, TestClock, consent, contact, engine, key, line};
+use crate::support::{
+    Backend, TestClock, consent, contact, engine, key, line, on_both_backends, sqlite,
+};
 
 fn email_digest(value: &str) -> tailor_core::KeyedDigest {
     key().digest(&NormalizedEmail::parse(value).unwrap().sha256())
@@ -12,9 +14,8 @@ fn phone_digest(value: &str, format: PhoneFormat) -> tailor_core::KeyedDigest {
     key().digest(&E164Phone::parse(value, Region::US).unwrap().sha256(format))
 }
 
-#[tokio::test]
-async fn only_eligible_contact_points_enter_the_index() {
-    let dir = Scratch::new("eligible");
+async fn only_eligible_contact_points_enter_the_index(backend: Backend) {
+    let dir = backend.fresh("eligible").await;
     let engine = engine(&dir, TestClock::at(1_800_000_000), Policy::shipped()).await;
     let body = [
         line(
@@ -99,9 +100,11 @@ async fn only_eligible_contact_points_enter_the_index() {
     assert!(!text.contains("555") && !text.contains("jane"), "{text}");
 }
 
+on_both_backends!(only_eligible_contact_points_enter_the_index);
+
 #[tokio::test]
 async fn refusals_are_counted_by_reason_with_their_lines_and_good_lines_are_kept() {
-    let dir = Scratch::new("refusals");
+    let dir = sqlite("refusals");
     let engine = engine(&dir, TestClock::at(1_800_000_000), Policy::shipped()).await;
     let lines = [
         line("ok1", "US", &contact("email", "ok1@example.com", "profile", true), ""),
@@ -174,7 +177,7 @@ async fn refusals_are_counted_by_reason_with_their_lines_and_good_lines_are_kept
 
 #[tokio::test]
 async fn line_and_body_limits() {
-    let dir = Scratch::new("limits");
+    let dir = sqlite("limits");
     let clock = TestClock::at(1_800_000_000);
     let limits = tailor_engine::Limits {
         max_line_bytes: 200,
@@ -182,15 +185,10 @@ async fn line_and_body_limits() {
         batch: 2,
         ..tailor_engine::Limits::default()
     };
-    let engine = tailor_engine::Engine::open(
-        crate::support::store(&dir),
-        key(),
-        Policy::shipped(),
-        clock,
-        limits,
-    )
-    .await
-    .unwrap();
+    let engine =
+        tailor_engine::Engine::open(dir.store().await, key(), Policy::shipped(), clock, limits)
+            .await
+            .unwrap();
     let long = line(
         "long",
         "US",
@@ -243,9 +241,8 @@ async fn line_and_body_limits() {
     assert_eq!(summary.accounts, 2, "{summary:?}");
 }
 
-#[tokio::test]
-async fn withdrawal_and_erasure_leave_the_index_before_returning() {
-    let dir = Scratch::new("withdraw");
+async fn withdrawal_and_erasure_leave_the_index_before_returning(backend: Backend) {
+    let dir = backend.fresh("withdraw").await;
     let clock = TestClock::at(1_800_000_000);
     let engine = engine(&dir, clock.clone(), Policy::shipped()).await;
     let body = line(
@@ -303,9 +300,11 @@ async fn withdrawal_and_erasure_leave_the_index_before_returning() {
     assert!(engine.erase("u1").await.unwrap().is_none());
 }
 
+on_both_backends!(withdrawal_and_erasure_leave_the_index_before_returning);
+
 #[tokio::test]
 async fn both_conventions_of_a_phone_and_both_gmail_forms_reach_the_account() {
-    let dir = Scratch::new("conventions");
+    let dir = sqlite("conventions");
     let engine = engine(&dir, TestClock::at(1_800_000_000), Policy::shipped()).await;
     let body = line(
         "u1",

@@ -15,7 +15,7 @@ use tailor_engine::incident::IncidentQuestion;
 use tailor_list::UploadFormat;
 use tailor_store::{Advertiser, JobOp};
 
-use crate::support::{Scratch, TestClock, consent, contact, line};
+use crate::support::{Backend, Storage, TestClock, consent, contact, line, on_both_backends};
 
 const DAY: i64 = 86_400;
 const START: i64 = 1_800_000_000;
@@ -88,10 +88,10 @@ fn emails(range: std::ops::Range<u32>) -> String {
 }
 
 /// The mechanics release settings: exact sizes, so that audiences are targetable.
-async fn open(dir: &Scratch, clock: std::sync::Arc<TestClock>, policy: Policy) -> Engine {
+async fn open(dir: &Storage, clock: std::sync::Arc<TestClock>, policy: Policy) -> Engine {
     use tailor_core::release::{Epsilon, ReleaseConfig};
     Engine::open_with(
-        crate::support::store(dir),
+        dir.store().await,
         crate::support::key(),
         policy,
         clock,
@@ -105,9 +105,10 @@ async fn open(dir: &Scratch, clock: std::sync::Arc<TestClock>, policy: Policy) -
     .unwrap()
 }
 
-#[tokio::test]
-async fn the_seed_scenario_counts_exactly_the_accounts_matched_through_mislabelled_phones() {
-    let dir = Scratch::new("incident-seed");
+async fn the_seed_scenario_counts_exactly_the_accounts_matched_through_mislabelled_phones(
+    backend: Backend,
+) {
+    let dir = backend.fresh("incident-seed").await;
     let clock = TestClock::at(START);
     let engine = open(&dir, clock.clone(), Policy::shipped()).await;
     let body: Vec<String> = (0..ACCOUNTS)
@@ -302,9 +303,8 @@ async fn the_seed_scenario_counts_exactly_the_accounts_matched_through_mislabell
     assert_eq!(reclassified, MISLABELLED as usize);
 }
 
-#[tokio::test]
-async fn a_region_wrongly_treated_as_opt_out_is_counted_and_remediated() {
-    let dir = Scratch::new("incident-policy");
+async fn a_region_wrongly_treated_as_opt_out_is_counted_and_remediated(backend: Backend) {
+    let dir = backend.fresh("incident-policy").await;
     let clock = TestClock::at(START);
     // The policy in force treats DE as opt-out: wrong, DE is opt-in.
     let shipped = tailor_core::policy::DEFAULT_POLICY;
@@ -394,3 +394,8 @@ async fn a_region_wrongly_treated_as_opt_out_is_counted_and_remediated() {
         );
     }
 }
+
+on_both_backends!(
+    the_seed_scenario_counts_exactly_the_accounts_matched_through_mislabelled_phones,
+    a_region_wrongly_treated_as_opt_out_is_counted_and_remediated,
+);

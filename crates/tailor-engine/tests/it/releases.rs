@@ -8,7 +8,7 @@ use tailor_engine::Engine;
 use tailor_list::UploadFormat;
 use tailor_store::{Advertiser, JobOp};
 
-use crate::support::{Scratch, TestClock, contact, engine, line};
+use crate::support::{TestClock, contact, engine, line, sqlite};
 
 const START: i64 = 1_800_000_000;
 
@@ -84,7 +84,7 @@ async fn advertiser(engine: &Engine, name: &str) -> Advertiser {
 
 #[tokio::test]
 async fn repeats_are_free_and_identical_and_changes_draw_fresh_noise() {
-    let dir = Scratch::new("releases");
+    let dir = sqlite("releases");
     let clock = TestClock::at(START);
     let engine = engine(&dir, clock.clone(), tailor_core::Policy::shipped()).await;
     platform(&engine, 400).await;
@@ -156,7 +156,7 @@ async fn repeats_are_free_and_identical_and_changes_draw_fresh_noise() {
 
 #[tokio::test]
 async fn a_spent_budget_makes_sizes_unavailable_and_keeps_targeting() {
-    let dir = Scratch::new("budget");
+    let dir = sqlite("budget");
     let clock = TestClock::at(START);
     let engine = engine(&dir, clock.clone(), tailor_core::Policy::shipped()).await;
     platform(&engine, 300).await;

@@ -1,13 +1,14 @@
-//! A fresh engine over a SQLite store in a scratch directory, with a clock the test moves.
+//! A fresh engine over a fresh store (SQLite in a scratch directory, or a PostgreSQL database
+//! of its own: see `tailor_postgres::testing`), with a clock the test moves.
 
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use jiff::Timestamp;
 use tailor_core::{IndexKey, Policy};
 use tailor_engine::{Clock, Engine, Limits};
-use tailor_store::{SqliteStore, Store};
+pub(crate) use tailor_postgres::on_both_backends;
+pub(crate) use tailor_postgres::testing::{Backend, Scratch, Storage};
 
 /// A clock that stands still until told to move.
 #[derive(Debug)]
@@ -29,41 +30,25 @@ impl Clock for TestClock {
     }
 }
 
-/// A scratch directory removed when dropped.
-#[derive(Debug)]
-pub(crate) struct Scratch(pub(crate) PathBuf);
-
-impl Scratch {
-    pub(crate) fn new(name: &str) -> Self {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!(
-            "tailor-engine-it-{}-{n}-{name}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&path);
-        Self(path)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 pub(crate) fn key() -> IndexKey {
     IndexKey::from_secret(&[42; 32]).unwrap()
 }
 
-pub(crate) fn store(dir: &Scratch) -> Arc<dyn Store> {
-    Arc::new(SqliteStore::open(&dir.0).unwrap())
+/// Storage for a test that runs on SQLite only.
+pub(crate) fn sqlite(test: &str) -> Storage {
+    Storage::Sqlite(Scratch::new(test))
 }
 
-pub(crate) async fn engine(dir: &Scratch, clock: Arc<TestClock>, policy: Policy) -> Engine {
-    Engine::open(store(dir), key(), policy, clock, Limits::default())
-        .await
-        .unwrap()
+pub(crate) async fn engine(storage: &Storage, clock: Arc<TestClock>, policy: Policy) -> Engine {
+    Engine::open(
+        storage.store().await,
+        key(),
+        policy,
+        clock,
+        Limits::default(),
+    )
+    .await
+    .unwrap()
 }
 
 /// One account line.

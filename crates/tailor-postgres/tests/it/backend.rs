@@ -7,7 +7,7 @@ use tailor_core::{AccountRegion, ContactDigests, ContactKind, Context, KeyedDige
 use tailor_postgres::{PostgresOptions, PostgresStore};
 use tailor_store::{AccountWrite, NewContact, Store, StoreError};
 
-use crate::support::{Databases, Server};
+use tailor_postgres::testing::{Databases, Server};
 
 fn now() -> Timestamp {
     Timestamp::from_second(1_800_000_000).unwrap()

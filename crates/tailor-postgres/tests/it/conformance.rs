@@ -1,7 +1,7 @@
 //! The conformance suite, run against the PostgreSQL backend, each check on a database of its
 //! own.
 
-use crate::support::{Databases, Server};
+use tailor_postgres::testing::{Databases, Server};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_passes_the_conformance_suite() {

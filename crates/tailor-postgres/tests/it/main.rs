@@ -12,4 +12,3 @@
 mod backend;
 mod conformance;
 mod replication;
-mod support;

@@ -10,7 +10,7 @@ use tailor_store::{
 };
 
 use crate::backend::account;
-use crate::support::{Databases, Server};
+use tailor_postgres::testing::{Databases, Server};
 
 fn at(second: i64) -> Timestamp {
     Timestamp::from_second(1_800_000_000 + second).unwrap()
@@ -19,7 +19,7 @@ fn at(second: i64) -> Timestamp {
 const LEASE: SignedDuration = SignedDuration::from_secs(30);
 
 /// Two stores on one fresh database.
-async fn pair(server: &Server, databases: &Databases<'_>) -> (PostgresStore, PostgresStore) {
+async fn pair(server: &Server, databases: &Databases) -> (PostgresStore, PostgresStore) {
     let url = server.url(&databases.create().await);
     let one = PostgresStore::connect(&url, PostgresOptions::default())
         .await

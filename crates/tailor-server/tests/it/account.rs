@@ -5,11 +5,10 @@ use axum::body::Body;
 use axum::http::{Method, StatusCode};
 use serde_json::json;
 
-use crate::support::{App, MARKETING, SECURITY, contact, good_accounts};
+use crate::support::{App, Backend, MARKETING, SECURITY, contact, good_accounts, on_both_backends};
 
-#[tokio::test]
-async fn the_view_shows_eligibility_per_purpose_and_why_not() {
-    let app = App::new("view").await;
+async fn the_view_shows_eligibility_per_purpose_and_why_not(backend: Backend) {
+    let app = App::on(&backend, "view").await;
     app.import(&good_accounts()).await;
 
     let alice = app.view("u-alice").await;
@@ -67,9 +66,10 @@ async fn the_view_shows_eligibility_per_purpose_and_why_not() {
     }
 }
 
-#[tokio::test]
-async fn a_withdrawal_makes_the_contact_ineligible_and_leaves_the_index_before_the_answer() {
-    let app = App::new("withdraw").await;
+async fn a_withdrawal_makes_the_contact_ineligible_and_leaves_the_index_before_the_answer(
+    backend: Backend,
+) {
+    let app = App::on(&backend, "withdraw").await;
     app.import(&good_accounts()).await;
     assert!(app.indexed("bruno.sample@example.org"));
     let before = app.engine.index_len();
@@ -183,9 +183,8 @@ async fn refused_consent_events_name_the_field_and_unknown_accounts_are_404() {
     assert_eq!(reply.error_code(), "account_not_found");
 }
 
-#[tokio::test]
-async fn erasure_reports_counts_and_empties_the_index_of_the_account() {
-    let app = App::new("erase").await;
+async fn erasure_reports_counts_and_empties_the_index_of_the_account(backend: Backend) {
+    let app = App::on(&backend, "erase").await;
     app.import(&good_accounts()).await;
     let before = app.engine.index_len();
     assert!(app.indexed("bruno.sample@example.org"));
@@ -229,3 +228,9 @@ async fn erasure_reports_counts_and_empties_the_index_of_the_account() {
     assert_eq!(report["index_entries"], 1);
     assert_eq!(app.engine.index_len(), 0);
 }
+
+on_both_backends!(
+    the_view_shows_eligibility_per_purpose_and_why_not,
+    a_withdrawal_makes_the_contact_ineligible_and_leaves_the_index_before_the_answer,
+    erasure_reports_counts_and_empties_the_index_of_the_account,
+);

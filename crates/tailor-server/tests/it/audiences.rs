@@ -9,7 +9,9 @@ use axum::body::Body;
 use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::support::{ADMIN, App, MARKETING, SERVING, population, sha256_hex};
+use crate::support::{
+    ADMIN, App, Backend, MARKETING, SERVING, on_both_backends, population, sha256_hex,
+};
 
 /// Alice by her profile email in other case; her MFA phone alone; Chloe (no consent); a
 /// non-user; a cell that is not an email (no `@`); Dora's unverified signup email.
@@ -41,9 +43,8 @@ fn rejected(job: &Value) -> Value {
     job["rejected"].clone()
 }
 
-#[tokio::test]
-async fn uploads_build_an_audience_that_serving_answers_only_when_targetable() {
-    let app = App::with_min_size("flow", 2).await;
+async fn uploads_build_an_audience_that_serving_answers_only_when_targetable(backend: Backend) {
+    let app = App::with_min_size_on(&backend, "flow", 2).await;
     app.import(&population()).await;
     let acme = app.advertiser("Acme").await;
     let audience_id = app.audience(&acme.key, "Newsletter").await;
@@ -163,9 +164,8 @@ async fn uploads_build_an_audience_that_serving_answers_only_when_targetable() {
     assert_eq!(app.serving("u-alice").await, [audience_id.as_str()]);
 }
 
-#[tokio::test]
-async fn replace_remove_and_delete() {
-    let app = App::with_min_size("replace", 2).await;
+async fn replace_remove_and_delete(backend: Backend) {
+    let app = App::with_min_size_on(&backend, "replace", 2).await;
     app.import(&population()).await;
     let acme = app.advertiser("Acme").await;
     let audience_id = app.audience(&acme.key, "Buyers").await;
@@ -337,3 +337,8 @@ async fn audiences_are_created_and_listed_with_their_fields() {
         .await;
     assert_eq!(list.json()["audiences"].as_array().unwrap().len(), 1);
 }
+
+on_both_backends!(
+    uploads_build_an_audience_that_serving_answers_only_when_targetable,
+    replace_remove_and_delete,
+);

@@ -11,7 +11,9 @@ use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
 use tailor_core::Sha256Digest;
 
-use crate::support::{ADMIN, App, COMPLIANCE, MARKETING, NOW, SERVING, key, sha256_hex};
+use crate::support::{
+    ADMIN, App, Backend, COMPLIANCE, MARKETING, NOW, SERVING, key, on_both_backends, sha256_hex,
+};
 
 /// Pat, FR (opt-in), with a grant: a profile email and a profile phone (both eligible) and
 /// an MFA phone (never).
@@ -90,9 +92,8 @@ async fn consent(app: &App, body: Value) {
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
 }
 
-#[tokio::test]
-async fn the_report_lists_every_membership_with_its_basis_and_nothing_personal() {
-    let app = App::with_min_size("data-use", 1).await;
+async fn the_report_lists_every_membership_with_its_basis_and_nothing_personal(backend: Backend) {
+    let app = App::with_min_size_on(&backend, "data-use", 1).await;
     app.import(&format!("{PAT}\n{QUINN}\n")).await;
     let acme = app.advertiser("Acme").await;
     let bolt = app.advertiser("Bolt").await;
@@ -244,9 +245,10 @@ async fn the_report_lists_every_membership_with_its_basis_and_nothing_personal()
     }
 }
 
-#[tokio::test]
-async fn unknown_and_erased_accounts_are_404_and_an_account_never_matched_has_an_empty_report() {
-    let app = App::with_min_size("data-use-unknown", 1).await;
+async fn unknown_and_erased_accounts_are_404_and_an_account_never_matched_has_an_empty_report(
+    backend: Backend,
+) {
+    let app = App::with_min_size_on(&backend, "data-use-unknown", 1).await;
     app.import(&format!("{PAT}\n{QUINN}\n")).await;
     let acme = app.advertiser("Acme").await;
     let buyers = app.audience(&acme.key, "Acme buyers").await;
@@ -282,3 +284,8 @@ async fn unknown_and_erased_accounts_are_404_and_an_account_never_matched_has_an
     assert_eq!(reply.status, StatusCode::NOT_FOUND, "{}", reply.text());
     assert_eq!(reply.error_code(), "account_not_found");
 }
+
+on_both_backends!(
+    the_report_lists_every_membership_with_its_basis_and_nothing_personal,
+    unknown_and_erased_accounts_are_404_and_an_account_never_matched_has_an_empty_report,
+);

@@ -1,5 +1,7 @@
-//! A router over a real SQLite store in a scratch directory, with a fixed clock and fixed
-//! tokens, called through `tower::ServiceExt::oneshot`; and the synthetic fixtures.
+//! A router over a real store (SQLite in a scratch directory, or for the scenarios run on both
+//! backends a PostgreSQL database of its own: see `tailor_postgres::testing`), with a fixed
+//! clock and fixed tokens, called through `tower::ServiceExt::oneshot`; and the synthetic
+//! fixtures.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,6 +15,9 @@ use serde_json::Value;
 use tailor_core::release::{Epsilon, ReleaseConfig};
 use tailor_core::{IndexKey, Policy, Sha256Digest};
 use tailor_engine::{Clock, Engine, Limits};
+pub(crate) use tailor_postgres::on_both_backends;
+pub(crate) use tailor_postgres::testing::Backend;
+use tailor_postgres::testing::Storage;
 use tailor_server::{AppState, Tokens, router};
 use tailor_store::{SqliteStore, Store};
 use tower::ServiceExt as _;
@@ -103,36 +108,63 @@ pub(crate) struct App {
     pub(crate) engine: Arc<Engine>,
     pub(crate) state: AppState,
     router: Router,
-    // Last: the directory goes after the store is closed.
+    // Last: the directory and the database go after the store is closed.
     pub(crate) dir: Scratch,
+    database: Option<Storage>,
 }
 
 impl App {
     pub(crate) async fn new(test: &str) -> Self {
-        Self::with_limits(test, Limits::default()).await
+        Self::on(&Backend::Sqlite, test).await
+    }
+
+    /// A server over a fresh store of `backend`.
+    pub(crate) async fn on(backend: &Backend, test: &str) -> Self {
+        Self::open(backend, Scratch::new(test), Limits::default(), mechanics()).await
     }
 
     pub(crate) async fn with_limits(test: &str, limits: Limits) -> Self {
-        Self::open(Scratch::new(test), limits, mechanics()).await
+        Self::open(&Backend::Sqlite, Scratch::new(test), limits, mechanics()).await
     }
 
     /// A server whose audiences are targetable from exactly `min_size` members: no noise and
     /// a budget no test spends, for tests of audience mechanics rather than of privacy.
     pub(crate) async fn with_min_size(test: &str, min_size: u64) -> Self {
+        Self::with_min_size_on(&Backend::Sqlite, test, min_size).await
+    }
+
+    /// [`App::with_min_size`] over a fresh store of `backend`.
+    pub(crate) async fn with_min_size_on(backend: &Backend, test: &str, min_size: u64) -> Self {
         let release = ReleaseConfig {
             min_size,
             ..mechanics()
         };
-        Self::open(Scratch::new(test), Limits::default(), release).await
+        Self::open(backend, Scratch::new(test), Limits::default(), release).await
     }
 
     /// A server that releases sizes as `release` says, its data in memory where possible.
     pub(crate) async fn with_release(test: &str, release: ReleaseConfig) -> Self {
-        Self::open(Scratch::in_memory(test), Limits::default(), release).await
+        Self::open(
+            &Backend::Sqlite,
+            Scratch::in_memory(test),
+            Limits::default(),
+            release,
+        )
+        .await
     }
 
-    async fn open(dir: Scratch, limits: Limits, release: ReleaseConfig) -> Self {
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("data")).unwrap());
+    /// A server over `backend`: SQLite in `dir`'s `data`, or a database of its own.
+    async fn open(backend: &Backend, dir: Scratch, limits: Limits, release: ReleaseConfig) -> Self {
+        let (store, database): (Arc<dyn Store>, _) = match backend {
+            Backend::Sqlite => (
+                Arc::new(SqliteStore::open(&dir.path().join("data")).unwrap()),
+                None,
+            ),
+            Backend::Postgres(_) => {
+                let database = backend.fresh("server").await;
+                (database.store().await, Some(database))
+            }
+        };
         let clock = Arc::new(FixedClock(NOW.parse().unwrap()));
         let engine = Arc::new(
             Engine::open_with(store, key(), Policy::shipped(), clock, limits, release)
@@ -147,20 +179,23 @@ impl App {
             engine,
             state,
             dir,
+            database,
         }
     }
 
-    /// Closes the store (every handle on it goes), keeping the directory.
+    /// Closes the store (every handle on it goes), keeping the directory (SQLite only).
     pub(crate) fn close(self) -> Scratch {
         let Self {
             engine,
             state,
             router,
             dir,
+            database,
         } = self;
         drop(router);
         drop(state);
         drop(engine);
+        drop(database);
         dir
     }
 

@@ -6,7 +6,7 @@ use axum::body::{Body, Bytes};
 use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::support::{App, Reply, population, sha256_hex};
+use crate::support::{App, Backend, Reply, on_both_backends, population, sha256_hex};
 
 async fn upload_reply(
     app: &App,
@@ -27,9 +27,8 @@ async fn upload_reply(
     }
 }
 
-#[tokio::test]
-async fn upload_refusals_name_the_problem_and_apply_nothing() {
-    let app = App::with_min_size("upload-refusals", 1).await;
+async fn upload_refusals_name_the_problem_and_apply_nothing(backend: Backend) {
+    let app = App::with_min_size_on(&backend, "upload-refusals", 1).await;
     app.import(&population()).await;
     let acme = app.advertiser("Acme").await;
     let audience_id = app.audience(&acme.key, "Buyers").await;
@@ -149,9 +148,8 @@ fn part_uri(session_id: &str, part: &str) -> String {
     format!("/v1/upload-sessions/{session_id}/parts/{part}")
 }
 
-#[tokio::test]
-async fn sessions_stage_parts_until_commit() {
-    let app = App::with_min_size("sessions", 1).await;
+async fn sessions_stage_parts_until_commit(backend: Backend) {
+    let app = App::with_min_size_on(&backend, "sessions", 1).await;
     app.import(&population()).await;
     let acme = app.advertiser("Acme").await;
     let audience_id = app.audience(&acme.key, "In parts").await;
@@ -352,3 +350,8 @@ async fn session_refusals() {
         .json();
     assert_eq!(session["parts"], json!([]), "{session:#}");
 }
+
+on_both_backends!(
+    upload_refusals_name_the_problem_and_apply_nothing,
+    sessions_stage_parts_until_commit,
+);

@@ -1,0 +1,206 @@
+#!/usr/bin/env python3
+"""Serving latency with several `tailor serve` replicas on one PostgreSQL (issue 7).
+
+For each setup it starts the server(s), creates an advertiser and an audience, uploads a hashed
+list of every account's email and waits for the audience to be ready, then loads the serving
+lookup with `wrk` (random account ids of the population, closed loop: CONNECTIONS connections,
+SECONDS seconds) and reports requests/s and wrk's latency percentiles:
+
+- `sqlite`: one server on the data directory's SQLite store (the embedded default);
+- `pg`: one server on PostgreSQL;
+- `pg-2`: two servers on the same database, one wrk on each at once (half the connections
+  each), reported per replica and summed;
+- `pg-2-writes`: the same while a third process withdraws and grants consent through replica
+  one at WRITES/s, so that replica two's answers wait for each write to be applied there (the
+  reads catch up to the change feed's head before answering).
+
+The data directory must already hold the accounts for `sqlite` (`tailor accounts import`), and
+the database URL must name a database holding the same accounts (imported with
+`--database-url`); both directories must hold the same keys. Accounts come from
+`cargo xtask gen-accounts` (account `acct-N`, email `user{N}@example.com`).
+
+Usage: python3 bench/replicas_bench.py SQLITE_DIR PG_DIR DATABASE_URL ACCOUNTS
+                                       [--seconds 15] [--connections 16] [--writes 20]
+Requires target/release/tailor (cargo build --release) and wrk (Debian's package).
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.request
+
+TAILOR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "target", "release", "tailor")
+TOKENS = {"TAILOR_ADMIN_TOKEN": "a" * 32, "TAILOR_SERVING_TOKEN": "s" * 32, "TAILOR_COMPLIANCE_TOKEN": "c" * 32}
+MARKETING = "marketing.advertising.third_party.targeted"
+
+
+def request(base, method, path, token, body=None, content_type="application/json"):
+    data = body if isinstance(body, (bytes, type(None))) else json.dumps(body).encode()
+    req = urllib.request.Request(base + path, data=data, method=method)
+    req.add_header("Authorization", f"Bearer {token}")
+    if data is not None:
+        req.add_header("Content-Type", content_type)
+    with urllib.request.urlopen(req, timeout=600) as resp:
+        return json.loads(resp.read() or b"null")
+
+
+class Server:
+    def __init__(self, data_dir, url=None):
+        env = dict(os.environ, **TOKENS)
+        command = [TAILOR, "serve", "--data-dir", data_dir, "--listen", "127.0.0.1:0",
+                   "--min-audience-size", "2"]
+        if url:
+            env["TAILOR_DATABASE_URL"] = url
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                        env=env, text=True)
+        self.base = None
+        for line in self.process.stdout:
+            if line.startswith("listening on "):
+                self.base = line.split()[-1]
+            if line.startswith("ready"):
+                break
+
+    def stop(self):
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait()
+
+
+def fill(base, accounts):
+    """An advertiser and an audience holding every account's email; returns when ready."""
+    admin = TOKENS["TAILOR_ADMIN_TOKEN"]
+    key = request(base, "POST", "/v1/admin/advertisers", admin, {"name": "Bench", "entity": "Bench Ltd"})["api_key"]
+    audience = request(base, "POST", "/v1/audiences", key, {"name": f"all {time.time()}"})
+    body = "email_sha256\n" + "".join(
+        hashlib.sha256(f"user{n}@example.com".encode()).hexdigest() + "\n" for n in range(accounts))
+    request(base, "POST", f"/v1/audiences/{audience['id']}/uploads?op=add", key, body.encode(), "text/csv")
+    while request(base, "GET", f"/v1/audiences/{audience['id']}", key)["status"] in ("processing", "empty"):
+        time.sleep(0.05)
+
+
+LUA = """
+math.randomseed(%d)
+wrk.headers["Authorization"] = "Bearer %s"
+request = function()
+  return wrk.format("GET", "/v1/serving/accounts/acct-" .. math.random(0, %d) .. "/audiences")
+end
+"""
+
+
+def wrk(base, accounts, seconds, connections, seed):
+    """Starts wrk against `base`; returns the process (its output is parsed by `parse`)."""
+    script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
+    script.write(LUA % (seed, TOKENS["TAILOR_SERVING_TOKEN"], accounts - 1))
+    script.close()
+    return subprocess.Popen(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script.name, base],
+                            stdout=subprocess.PIPE, text=True)
+
+
+def to_ms(value):
+    number, unit = re.match(r"([\d.]+)(\w+)", value).groups()
+    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def parse(output):
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    percentiles = {p: to_ms(v) for p, v in re.findall(r"^\s+(50|90|99)%\s+(\S+)", output, re.M)}
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    return rps, percentiles, int(bad.group(1)) if bad else 0
+
+
+def writer(base, accounts, rate, stop):
+    """Withdraws and grants consent for random accounts at `rate` per second until `stop`."""
+    admin = TOKENS["TAILOR_ADMIN_TOKEN"]
+    rng = random.Random(7)
+    done = 0
+    while not stop.is_set():
+        n = rng.randrange(accounts)
+        state = "withdrawn" if done % 2 == 0 else "granted"
+        request(base, "POST", f"/v1/admin/accounts/acct-{n}/consents", admin,
+                {"purpose": MARKETING, "state": state, "source": "settings", "at": "2026-11-01T00:00:00Z"})
+        done += 1
+        time.sleep(1 / rate)
+    return done
+
+
+def report(label, results):
+    total = sum(r[0] for r in results)
+    for i, (rps, p, bad) in enumerate(results):
+        name = f"{label} (replica {i + 1})" if len(results) > 1 else label
+        print(f"{name}: {rps:.0f} req/s, p50 {p['50']:.3f} ms, p90 {p['90']:.3f} ms, p99 {p['99']:.3f} ms, non-2xx {bad}")
+    if len(results) > 1:
+        print(f"{label}: {total:.0f} req/s in all")
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("sqlite_dir")
+    parser.add_argument("pg_dir")
+    parser.add_argument("database_url")
+    parser.add_argument("accounts", type=int)
+    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--writes", type=int, default=20)
+    parser.add_argument("--only", default="sqlite,pg,pg-2,pg-2-writes")
+    args = parser.parse_args()
+    only = args.only.split(",")
+
+    def measure(bases, label, during=None):
+        time.sleep(2)
+        share = max(1, args.connections // len(bases))
+        runs = [wrk(base, args.accounts, args.seconds, share, seed) for seed, base in enumerate(bases)]
+        extra = during() if during else None
+        results = [parse(run.communicate()[0]) for run in runs]
+        report(label, results)
+        if extra:
+            print(f"  ({extra()})")
+
+    if "sqlite" in only:
+        server = Server(args.sqlite_dir)
+        try:
+            fill(server.base, args.accounts)
+            measure([server.base], "sqlite, one server")
+        finally:
+            server.stop()
+    if "pg" in only:
+        server = Server(args.pg_dir, args.database_url)
+        try:
+            fill(server.base, args.accounts)
+            measure([server.base], "postgresql, one server")
+        finally:
+            server.stop()
+    if "pg-2" in only or "pg-2-writes" in only:
+        one = Server(args.pg_dir, args.database_url)
+        two = Server(args.pg_dir, args.database_url)
+        try:
+            fill(one.base, args.accounts)
+            if "pg-2" in only:
+                measure([one.base, two.base], "postgresql, two replicas")
+            if "pg-2-writes" in only:
+                def during():
+                    stop = threading.Event()
+                    count = []
+                    thread = threading.Thread(target=lambda: count.append(writer(one.base, args.accounts, args.writes, stop)))
+                    thread.start()
+
+                    def finish():
+                        stop.set()
+                        thread.join()
+                        return f"{count[0]} consent writes through replica 1 meanwhile"
+                    return finish
+                measure([two.base], f"postgresql, replica 2 read while replica 1 takes {args.writes} consent writes/s",
+                        during)
+        finally:
+            one.stop()
+            two.stop()
+
+
+if __name__ == "__main__":
+    main()
