@@ -411,7 +411,8 @@ impl Engine {
         // audience without a job for that long has none left: no count is needed to say so.
         let idle = now.duration_since(audience.updated_at)
             >= SignedDuration::from_hours(24 * i64::from(audience.membership_ttl_days));
-        let status = if audience.pending_jobs > 0 {
+        let publishing = self.inner.is_publishing(|_, no| no == audience.no);
+        let status = if audience.pending_jobs > 0 || publishing {
             "processing"
         } else if audience.succeeded_jobs == 0 {
             "empty"
@@ -697,7 +698,13 @@ impl Engine {
         job_id: &str,
     ) -> Result<Option<JobView>, EngineError> {
         let job = self.inner.store.job(advertiser.no, job_id).await?;
-        Ok(job.map(|job| job_view(&job, &self.audience_id(job.audience_no))))
+        Ok(job.map(|mut job| {
+            if self.inner.is_publishing(|no, _| no == job.no) {
+                job.state = JobState::Running;
+                job.finished_at = None;
+            }
+            job_view(&job, &self.audience_id(job.audience_no))
+        }))
     }
 
     fn audience_id(&self, audience_no: u32) -> String {
@@ -850,6 +857,35 @@ pub(crate) async fn job_worker(
                 let _ = waiter.send(());
             }
         }
+    }
+}
+
+/// A job between being applied in the store and being published in the serving map: until
+/// then its view reads `running` and its audience's `processing` (in the store it has
+/// succeeded), so that a caller told it is done finds its members served.
+struct Publishing<'a> {
+    inner: &'a Inner,
+    job_no: u64,
+}
+
+impl<'a> Publishing<'a> {
+    fn mark(inner: &'a Inner, job_no: u64, audience_no: u32) -> Self {
+        inner
+            .publishing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(job_no, audience_no);
+        Self { inner, job_no }
+    }
+}
+
+impl Drop for Publishing<'_> {
+    fn drop(&mut self) {
+        self.inner
+            .publishing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&self.job_no);
     }
 }
 
@@ -1007,6 +1043,8 @@ async fn run_job(inner: &Arc<Inner>, job_no: u64) -> Result<(), JobFailure> {
         .iter()
         .filter(|g| g.context.is_security() || g.context == tailor_core::Context::AddressBook)
         .count() as u64;
+    // Applied in the store but not yet served here: its views say so until it is published.
+    let publishing = Publishing::mark(inner, job_no, job.audience_no);
     let applied = inner
         .store
         .apply_job(job_no, grants, removals, query, now)
@@ -1067,6 +1105,7 @@ async fn run_job(inner: &Arc<Inner>, job_no: u64) -> Result<(), JobFailure> {
         })
         .await;
     inner.write().serving.publish();
+    drop(publishing);
     let touched: Vec<AccountNo> = applied
         .granted
         .iter()

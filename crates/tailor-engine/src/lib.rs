@@ -168,6 +168,9 @@ struct Inner {
     last_prune: std::sync::Mutex<Option<Timestamp>>,
     /// How far the other processes' writes are applied here (see [`replica`]).
     follow: replica::Follow,
+    /// Jobs applied in the store whose serving changes are not yet published here (job
+    /// number → audience number).
+    publishing: std::sync::Mutex<std::collections::HashMap<u64, u32>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -273,6 +276,7 @@ impl Engine {
             forbidden_grants: std::sync::atomic::AtomicU64::new(0),
             last_prune: std::sync::Mutex::new(None),
             follow: replica::Follow::at(head),
+            publishing: std::sync::Mutex::new(std::collections::HashMap::new()),
         });
         // The policy in force is in the log before anything is decided under it.
         let policy = inner.read().policy.clone();
@@ -356,6 +360,13 @@ impl Engine {
     /// The policy in force.
     pub fn policy(&self) -> Arc<Policy> {
         Arc::clone(&self.inner.read().policy)
+    }
+
+    /// Waits until every write other processes sharing the store committed before this call
+    /// is applied here (at once over a store only one process holds). Serving answers do this
+    /// themselves.
+    pub async fn caught_up(&self) -> Result<(), EngineError> {
+        self.inner.catch_up().await
     }
 
     /// The accounts an identifier reaches among the eligible contact points.
@@ -809,6 +820,16 @@ impl Inner {
         }
         self.revoke_unsupported(now).await?;
         Ok(())
+    }
+
+    /// Whether a job (number, audience number) that `matches` is applied but not yet
+    /// published here.
+    fn is_publishing(&self, matches: impl Fn(u64, u32) -> bool) -> bool {
+        self.publishing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .any(|(&job, &audience)| matches(job, audience))
     }
 
     /// Ends every membership the current index does not support.

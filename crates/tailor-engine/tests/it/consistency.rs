@@ -1,7 +1,8 @@
 //! The index equals a recomputation from the store under the policy, after any sequence of
 //! operations: contact points added and removed, consent events in any order of `at`, region
 //! changes, erasures, policy swaps, time passing, and restarts (a new store on the same data),
-//! on both backends.
+//! on both backends; and with two engines (two processes) on one PostgreSQL database, each
+//! operation through either, the other's index is the same once it has caught up.
 
 use proptest::prelude::*;
 use tailor_core::Policy;
@@ -83,79 +84,125 @@ async fn check(engine: &Engine, clock: &TestClock) {
     assert_eq!(engine.index_entries(), fresh.entries());
 }
 
+/// Applies one operation through `engine`; `Restart` is the caller's.
+async fn apply(engine: &Engine, clock: &TestClock, now: &mut i64, op: &Op) {
+    match *op {
+        Op::Write {
+            account,
+            region,
+            ref contacts,
+            ref consents,
+        } => {
+            let contacts: Vec<String> = contacts
+                .iter()
+                .map(|&(v, c, verified)| contact(VALUES[v].0, VALUES[v].1, CONTEXTS[c], verified))
+                .collect();
+            let consents: Vec<String> = consents
+                .iter()
+                .map(|&(s, src, ago)| consent(STATES[s], SOURCES[src], *now - ago))
+                .collect();
+            let body = line(
+                &format!("a{account}"),
+                REGIONS[region],
+                &contacts.join(","),
+                &consents.join(","),
+            );
+            engine.import(body.as_bytes()).await.unwrap();
+        }
+        Op::Consent {
+            account,
+            state,
+            source,
+            ago,
+        } => {
+            let body = consent(STATES[state], SOURCES[source], *now - ago);
+            let _ = engine
+                .record_consent(&format!("a{account}"), body.as_bytes())
+                .await
+                .unwrap();
+        }
+        Op::Erase(account) => {
+            engine.erase(&format!("a{account}")).await.unwrap();
+        }
+        Op::Policy(wider) => {
+            let policy = if wider {
+                Policy::parse(WIDER).unwrap()
+            } else {
+                Policy::shipped()
+            };
+            engine.set_policy(policy).await.unwrap();
+        }
+        Op::Advance(seconds) => {
+            clock.advance(seconds);
+            *now += seconds;
+        }
+        Op::Restart => {}
+    }
+}
+
+/// Two engines on one database, each operation through the one `through` names: once the
+/// other has caught up, both hold the index recomputed from the store, under one policy.
+async fn run_replicas(backend: Backend, ops: Vec<(bool, Op)>) {
+    let dir = backend.fresh("replicas").await;
+    let clock = TestClock::at(START);
+    let mut engines = [
+        engine(&dir, clock.clone(), Policy::shipped()).await,
+        engine(&dir, clock.clone(), Policy::shipped()).await,
+    ];
+    let mut now = START;
+    for (through, op) in ops {
+        let (writer, reader) = if through { (0, 1) } else { (1, 0) };
+        if let Op::Restart = op {
+            let policy = (*engines[writer].policy()).clone();
+            engines[writer] = Engine::open(
+                dir.store().await,
+                key(),
+                policy,
+                clock.clone(),
+                Limits::default(),
+            )
+            .await
+            .unwrap();
+        } else {
+            apply(&engines[writer], &clock, &mut now, &op).await;
+        }
+        engines[reader].caught_up().await.unwrap();
+        assert_eq!(
+            engines[reader].policy().version(),
+            engines[writer].policy().version(),
+            "one policy in force after {op:?}"
+        );
+        check(&engines[writer], &clock).await;
+        assert_eq!(
+            engines[reader].index_entries(),
+            engines[writer].index_entries(),
+            "the other engine after {op:?}"
+        );
+    }
+}
+
 async fn run(backend: Backend, ops: Vec<Op>) {
     let dir = backend.fresh("consistency").await;
     let clock = TestClock::at(START);
     let mut engine = engine(&dir, clock.clone(), Policy::shipped()).await;
     let mut now = START;
     for op in ops {
-        match op {
-            Op::Write {
-                account,
-                region,
-                contacts,
-                consents,
-            } => {
-                let contacts: Vec<String> = contacts
-                    .iter()
-                    .map(|&(v, c, verified)| {
-                        contact(VALUES[v].0, VALUES[v].1, CONTEXTS[c], verified)
-                    })
-                    .collect();
-                let consents: Vec<String> = consents
-                    .iter()
-                    .map(|&(s, src, ago)| consent(STATES[s], SOURCES[src], now - ago))
-                    .collect();
-                let body = line(
-                    &format!("a{account}"),
-                    REGIONS[region],
-                    &contacts.join(","),
-                    &consents.join(","),
-                );
-                engine.import(body.as_bytes()).await.unwrap();
-            }
-            Op::Consent {
-                account,
-                state,
-                source,
-                ago,
-            } => {
-                let body = consent(STATES[state], SOURCES[source], now - ago);
-                let _ = engine
-                    .record_consent(&format!("a{account}"), body.as_bytes())
-                    .await
-                    .unwrap();
-            }
-            Op::Erase(account) => {
-                engine.erase(&format!("a{account}")).await.unwrap();
-            }
-            Op::Policy(wider) => {
-                let policy = if wider {
-                    Policy::parse(WIDER).unwrap()
-                } else {
-                    Policy::shipped()
-                };
-                engine.set_policy(policy).await.unwrap();
-            }
-            Op::Advance(seconds) => {
-                clock.advance(seconds);
-                now += seconds;
-            }
-            Op::Restart => {
-                let policy = (*engine.policy()).clone();
-                let before = engine.index_entries();
-                drop(engine);
-                engine = Engine::open(
-                    dir.store().await,
-                    key(),
-                    policy,
-                    clock.clone(),
-                    Limits::default(),
-                )
-                .await
-                .unwrap();
-                assert_eq!(engine.index_entries(), before, "restart changed the index");
-            }
+        if let Op::Restart = op {
+            let policy = (*engine.policy()).clone();
+            let before = engine.index_entries();
+            drop(engine);
+            engine = Engine::open(
+                dir.store().await,
+                key(),
+                policy,
+                clock.clone(),
+                Limits::default(),
+            )
+            .await
+            .unwrap();
+            assert_eq!(engine.index_entries(), before, "restart changed the index");
+        } else {
+            apply(&engine, &clock, &mut now, &op).await;
         }
         check(&engine, &clock).await;
     }
@@ -168,6 +215,17 @@ proptest! {
     fn the_index_always_equals_the_store_under_the_policy_sqlite(ops in proptest::collection::vec(op(), 1..14)) {
         let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
         runtime.block_on(run(Backend::Sqlite, ops));
+    }
+
+    // Each case on a database of its own.
+    #[test]
+    fn two_engines_on_one_database_hold_the_same_index(ops in proptest::collection::vec((any::<bool>(), op()), 1..14)) {
+        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            if let Some(backend) = Backend::postgres().await {
+                run_replicas(backend, ops).await;
+            }
+        });
     }
 
     // Each case on a database of its own.

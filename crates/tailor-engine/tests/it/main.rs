@@ -11,4 +11,5 @@ mod consistency;
 mod import;
 mod incident;
 mod releases;
+mod replicas;
 mod support;
