@@ -12,7 +12,9 @@
 //! digests are synthetic. It writes into a new temporary directory, removed at the end; it
 //! must never be pointed at a data directory that matters. With `TAILOR_BENCH_DIR=DIR` the
 //! data is written there and kept, and a later run with the same directory times only the
-//! analysis (to compare changes on the same data).
+//! analysis (to compare changes on the same data). With `TAILOR_DATABASE_URL=postgres://…`
+//! the data goes to that PostgreSQL database instead (create it first, and give it to nothing
+//! else): it is always kept, and a run that finds accounts there times only the analysis.
 
 // A measuring tool reports on stdout.
 #![allow(clippy::print_stdout)]
@@ -28,9 +30,10 @@ use tailor_core::release::{KeySetDigest, QueryDigest};
 use tailor_core::{
     AccountNo, AccountRegion, ContactDigests, ContactKind, Context, KeyedDigest, Policy,
 };
+use tailor_postgres::{PostgresOptions, PostgresStore};
 use tailor_store::{
     AccountWrite, Grant, JobCounts, JobOp, NewAdvertiser, NewAudience, NewContact, NewCorrection,
-    NewJob, SessionPart, SqliteStore, Store,
+    NewJob, SessionPart, SqliteStore, Store, StoreError,
 };
 
 fn digest(seed: u64) -> KeyedDigest {
@@ -56,6 +59,14 @@ fn dir_bytes(dir: &std::path::Path) -> u64 {
         .unwrap_or(0)
 }
 
+/// The store under test: the PostgreSQL database at `url` if given, else SQLite in `dir`.
+async fn open(url: Option<&str>, dir: &std::path::Path) -> Result<Box<dyn Store>, StoreError> {
+    Ok(match url {
+        Some(url) => Box::new(PostgresStore::connect(url, PostgresOptions::default()).await?),
+        None => Box::new(SqliteStore::open(dir)?),
+    })
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The engine's phase logs (incident analysis) on stderr.
@@ -72,11 +83,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = kept.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("tailor-accountability-{}", std::process::id()))
     });
-    let reuse = kept.is_some() && dir.join("tailor.db").exists();
-    if !reuse {
+    let url = std::env::var("TAILOR_DATABASE_URL").ok();
+    let kept_sqlite = kept.is_some() && dir.join("tailor.db").exists();
+    if url.is_none() && !kept_sqlite {
         let _ = std::fs::remove_dir_all(&dir);
     }
-    let store = SqliteStore::open(&dir)?;
+    let store = open(url.as_deref(), &dir).await?;
+    // PostgreSQL keeps its data: an earlier run's accounts there mean the data exists.
+    let reuse = match url {
+        Some(_) => store.counts().await?.accounts > 0,
+        None => kept_sqlite,
+    };
     let policy = Policy::shipped();
     let region = AccountRegion::parse("US-CA").ok_or("region")?;
     let now = Timestamp::from_second(1_800_000_000)?;
@@ -191,12 +208,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         let grants = u64::from(accounts) * u64::from(audiences);
         let applied = started.elapsed();
-        // Let the WAL fold into the database file before measuring it.
+        // Let the WAL fold into the database file before measuring it (SQLite; on
+        // PostgreSQL the directory stays empty: measure `pg_database_size` instead).
         drop(store);
-        let store = SqliteStore::open(&dir)?;
+        let store = open(url.as_deref(), &dir).await?;
         let bytes = dir_bytes(&dir).saturating_sub(bytes_before);
         println!(
-            "grants applied: {grants} in {:.1} s; storage {} bytes, {:.0} bytes per grant (membership, history row, indexes)",
+            "grants applied: {grants} in {:.1} s; storage {} bytes, {:.0} bytes per grant (membership, history row, indexes; SQLite only)",
             applied.as_secs_f64(),
             bytes,
             bytes as f64 / grants as f64
@@ -253,7 +271,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let started = Instant::now();
     let report = tailor_engine::incident::analyze(
-        &store,
+        &*store,
         &policy,
         now,
         now,
@@ -269,9 +287,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     if !reuse {
         let key = tailor_log::SigningKey::from_seed("bench-log", [3; 32])?;
-        tailor_engine::audit::checkpoint(&store, &key, now).await?;
+        tailor_engine::audit::checkpoint(&*store, &key, now).await?;
         let started = Instant::now();
-        let verification = tailor_engine::audit::verify(&store, &key.verifier(), None).await?;
+        let verification = tailor_engine::audit::verify(&*store, &key.verifier(), None).await?;
         println!(
             "log verify: {} entries, {} checkpoints, ok {}, in {:.2} s ({:.0} entries/s)",
             verification.entries,
