@@ -987,11 +987,13 @@ async fn run_job(inner: &Arc<Inner>, job_no: u64) -> Result<(), JobFailure> {
         return Ok(());
     }
     // Consent at match time: every write any process committed before is in the index.
-    inner.follow_locked(&writing).await.map_err(|_| {
-        JobFailure::Store(StoreError::Database(
-            "the change feed cannot be read".into(),
-        ))
-    })?;
+    inner
+        .follow_locked(&writing)
+        .await
+        .map_err(|error| match error {
+            EngineError::Store(store) => JobFailure::Store(store),
+            _ => JobFailure::Worker,
+        })?;
     inner.store.set_job_running(job_no, now).await?;
     let staged = inner.store.staged_matches(job_no).await?;
     let Some(job) = inner.store.job_by_no(job_no).await? else {
