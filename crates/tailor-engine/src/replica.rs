@@ -258,7 +258,7 @@ impl Inner {
         audience_no: u32,
     ) -> Result<(), EngineError> {
         match feed.audience_by_no(audience_no, self.clock.now()).await? {
-            Some(audience) => self.write().serving.add_audience(&audience),
+            Some(audience) => self.write().serving.refresh_audience(&audience),
             None => self.reload_members(feed, audience_no).await?,
         }
         Ok(())
@@ -292,7 +292,7 @@ impl Inner {
                 .collect()
         };
         let ids = self.store.account_ids(&unnamed).await?;
-        self.write().serving.add_audience(&audience);
+        self.write().serving.refresh_audience(&audience);
         self.serving_in_chunks(&members, |serving, membership| serving.grant(membership))
             .await;
         self.serving_in_chunks(&ids, |serving, (account, id)| serving.name(*account, id))

@@ -74,6 +74,23 @@ impl Serving {
         );
     }
 
+    /// Brings an audience up to its stored row as another process left it: its id, and its
+    /// decision only once the row holds a release of its current question. Until then the
+    /// decision in force stays, as it does on the process that changed the question (a job
+    /// publishes its new decision with its members, or keeps the old one when no size could
+    /// be released).
+    pub(crate) fn refresh_audience(&mut self, audience: &Audience) {
+        match self.audiences.get_mut(&audience.no) {
+            Some(entry) => {
+                entry.id.clone_from(&audience.audience_id);
+                if let Some(released) = audience.released {
+                    entry.targetable = released.size.targetable();
+                }
+            }
+            None => self.add_audience(audience),
+        }
+    }
+
     /// Whether an audience is targetable now (`None` for an unknown audience).
     pub(crate) fn targetable(&self, audience_no: u32) -> Option<bool> {
         self.audiences
@@ -387,9 +404,8 @@ mod tests {
         }
     }
 
-    fn serving(members: std::ops::Range<u32>) -> Serving {
-        let mut serving = Serving::default();
-        serving.add_audience(&Audience {
+    fn audience(released: Option<tailor_core::release::ReleasedSize>) -> Audience {
+        Audience {
             no: AUDIENCE,
             audience_id: "aud_x".into(),
             advertiser_no: 1,
@@ -404,8 +420,20 @@ mod tests {
             succeeded_jobs: 0,
             query: QueryDigest::EMPTY,
             epoch: 0,
-            released: None,
-        });
+            released: released.map(|size| tailor_store::Release {
+                audience_no: AUDIENCE,
+                query: QueryDigest::EMPTY,
+                epoch: 0,
+                size,
+                epsilon: tailor_core::release::Epsilon::from_micros(1),
+                at: now(),
+            }),
+        }
+    }
+
+    fn serving(members: std::ops::Range<u32>) -> Serving {
+        let mut serving = Serving::default();
+        serving.add_audience(&audience(None));
         serving.set_targetable(AUDIENCE, true);
         for account in members {
             serving.grant(&membership(account, 10));
@@ -496,5 +524,23 @@ mod tests {
         }
         assert_eq!(serving.len(), 0);
         assert!(serving.ids.iter().next().is_none() && serving.names.iter().next().is_none());
+    }
+
+    #[test]
+    fn a_refreshed_audience_keeps_its_decision_until_its_question_has_a_release() {
+        use tailor_core::release::ReleasedSize;
+        let index = index(0..20);
+        let mut serving = serving(0..10);
+        // Another process changed its question (a job) and has released nothing for it yet.
+        serving.refresh_audience(&audience(None));
+        assert_eq!(served(&serving, &index), (0..10).collect::<Vec<_>>());
+        serving.refresh_audience(&audience(Some(ReleasedSize::BelowThreshold {
+            below_threshold: true,
+        })));
+        assert_eq!(served(&serving, &index), Vec::<u32>::new());
+        serving.refresh_audience(&audience(Some(ReleasedSize::Approximate {
+            approximate: 10,
+        })));
+        assert_eq!(served(&serving, &index), (0..10).collect::<Vec<_>>());
     }
 }

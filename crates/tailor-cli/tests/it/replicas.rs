@@ -137,9 +137,9 @@ fn served(server: &Served, account: &str) -> Value {
     reply.json()["audiences"].clone()
 }
 
-/// Waits (bounded) until `server` serves `account` with `expected`: a job's members are
-/// served once its size is released, a moment after the job reads `succeeded`, on its own
-/// replica as on the others.
+/// Waits (bounded) until `server` serves `account` with `expected`: a new audience's first
+/// members are served on the other replicas once its first size is released there, a moment
+/// after the job reads `succeeded`.
 fn served_soon(server: &Served, account: &str, expected: &Value) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
@@ -214,12 +214,13 @@ fn two_replicas_answer_every_write_the_other_acknowledged() {
     assert_eq!(erased.status, 200, "{}", erased.text());
     assert_eq!(served(&one, &id(6)), json!([]));
 
-    // A replace through two: one answers with the new set.
+    // A replace through two: one answers with the new set as soon as two reports the job
+    // done (the audience keeps its decision until a size of its new question is released).
     let job = two.upload_csv(&key, &audience, "replace", list(7..12).as_bytes());
     assert_eq!(two.wait_for_job(&key, &job)["state"], "succeeded");
     for i in 7..16 {
         let expected = if i < 12 { json!([audience]) } else { json!([]) };
-        served_soon(&one, &id(i), &expected);
+        assert_eq!(served(&one, &id(i)), expected, "{}", id(i));
     }
 
     // A policy put in force through one (consent required everywhere): two applies it
