@@ -12,7 +12,10 @@ SECONDS seconds) and reports requests/s and wrk's latency percentiles:
   each), reported per replica and summed;
 - `pg-2-writes`: the same while a third process withdraws and grants consent through replica
   one at WRITES/s, so that replica two's answers wait for each write to be applied there (the
-  reads catch up to the change feed's head before answering).
+  reads catch up to the change feed's head before answering);
+- `pg-2-lag`: a job of every account applied through replica one (a `replace`, so the
+  audience keeps its decision), then the time replica two's first answer takes: it waits
+  until replica two has reloaded the audience's members (three rounds).
 
 The data directory must already hold the accounts for `sqlite` (`tailor accounts import`), and
 the database URL must name a database holding the same accounts (imported with
@@ -73,16 +76,23 @@ class Server:
         self.process.wait()
 
 
+def upload_all(base, key, audience_id, accounts, op):
+    """Uploads every account's email to the audience with `op`; returns when it is ready."""
+    body = "email_sha256\n" + "".join(
+        hashlib.sha256(f"user{n}@example.com".encode()).hexdigest() + "\n" for n in range(accounts))
+    request(base, "POST", f"/v1/audiences/{audience_id}/uploads?op={op}", key, body.encode(), "text/csv")
+    while request(base, "GET", f"/v1/audiences/{audience_id}", key)["status"] in ("processing", "empty"):
+        time.sleep(0.01)
+
+
 def fill(base, accounts):
-    """An advertiser and an audience holding every account's email; returns when ready."""
+    """An advertiser and an audience holding every account's email; returns (its key, the
+    audience's id) when ready."""
     admin = TOKENS["TAILOR_ADMIN_TOKEN"]
     key = request(base, "POST", "/v1/admin/advertisers", admin, {"name": "Bench", "entity": "Bench Ltd"})["api_key"]
     audience = request(base, "POST", "/v1/audiences", key, {"name": f"all {time.time()}"})
-    body = "email_sha256\n" + "".join(
-        hashlib.sha256(f"user{n}@example.com".encode()).hexdigest() + "\n" for n in range(accounts))
-    request(base, "POST", f"/v1/audiences/{audience['id']}/uploads?op=add", key, body.encode(), "text/csv")
-    while request(base, "GET", f"/v1/audiences/{audience['id']}", key)["status"] in ("processing", "empty"):
-        time.sleep(0.05)
+    upload_all(base, key, audience["id"], accounts, "add")
+    return key, audience["id"]
 
 
 LUA = """
@@ -176,6 +186,26 @@ def main():
             measure([server.base], "postgresql, one server")
         finally:
             server.stop()
+    if "pg-2-lag" in only:
+        one = Server(args.pg_dir, args.database_url)
+        two = Server(args.pg_dir, args.database_url)
+        try:
+            key, audience = fill(one.base, args.accounts)
+            serving = TOKENS["TAILOR_SERVING_TOKEN"]
+            request(two.base, "GET", "/v1/serving/accounts/acct-1/audiences", serving)
+            for round_no in range(3):
+                time.sleep(2)
+                upload_all(one.base, key, audience, args.accounts, "replace")
+                t0 = time.time()
+                request(two.base, "GET", "/v1/serving/accounts/acct-1/audiences", serving)
+                first = time.time() - t0
+                t0 = time.time()
+                request(two.base, "GET", "/v1/serving/accounts/acct-2/audiences", serving)
+                print(f"pg-2-lag round {round_no + 1}: replica 2's first answer after a {args.accounts}-member "
+                      f"replace through replica 1: {first * 1000:.0f} ms (the next: {(time.time() - t0) * 1000:.1f} ms)")
+        finally:
+            one.stop()
+            two.stop()
     if "pg-2" in only or "pg-2-writes" in only:
         one = Server(args.pg_dir, args.database_url)
         two = Server(args.pg_dir, args.database_url)
