@@ -9,8 +9,9 @@
 //!   engine's own changes are skipped (they were applied when written). `applied` is the last
 //!   change number applied. The task wakes on each announcement (`LISTEN/NOTIFY`), when a
 //!   reader asks, and every second.
-//! - **Reads that see every acknowledged write.** [`Inner::catch_up`] reads the feed's head
-//!   (one read serves every caller that arrived before it started) and waits until the
+//! - **Reads that see every acknowledged write.** [`Inner::catch_up`] reads the feed's head,
+//!   the last change another process committed (one read serves every caller that arrived
+//!   before it started; this process's own changes never make it wait), and waits until the
 //!   follower has applied that far, at most [`CATCH_UP_BOUND`]. A serving answer and a job's
 //!   re-check of its matches do this first: a consent withdrawn through any process before
 //!   the answer was asked for is in it.

@@ -827,7 +827,8 @@ impl Replication for PostgresStore {
     }
 
     async fn head(&self) -> Result<u64, StoreError> {
-        self.read(|tx| Box::pin(async move { replication::head(tx).await }))
+        let origin = self.inner.origin;
+        self.read(move |tx| Box::pin(async move { replication::head(tx, origin).await }))
             .await
     }
 

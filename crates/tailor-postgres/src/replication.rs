@@ -118,16 +118,18 @@ pub(crate) async fn record(tx: &Tx<'_>, tally: &mut Tally, origin: u64) -> Resul
     Ok(())
 }
 
-/// The last change number committed.
-pub(crate) async fn head(tx: &Tx<'_>) -> Result<u64, StoreError> {
+/// The number of the last change committed by a process other than `origin` (the newest
+/// change is never pruned, but another process's may be: then 0, nothing left to wait for).
+pub(crate) async fn head(tx: &Tx<'_>, origin: u64) -> Result<u64, StoreError> {
+    // A backward scan of the primary key, stopping at the first row of another process.
     let row = query_opt(
         tx,
-        "SELECT value FROM counters WHERE name = 'last_change_seq'",
-        &[],
+        "SELECT seq FROM changes WHERE origin <> $1 ORDER BY seq DESC LIMIT 1",
+        &[&crate::counters::signed(origin, "the origin")?],
     )
     .await?;
     match row {
-        Some(row) => rows::number(&row, 0, "counters.value"),
+        Some(row) => rows::number(&row, 0, "changes.seq"),
         None => Ok(0),
     }
 }

@@ -53,7 +53,10 @@ pub trait Replication: Send + Sync {
     /// This process's id in the feed and in job claims (unique per opened store).
     fn origin(&self) -> u64;
 
-    /// The number of the last change committed (0 for none).
+    /// The number of the last change committed by another process (0 for none): how far this
+    /// process must have applied the feed to have seen every write acknowledged so far. Its own
+    /// changes are left out: it applied them as it wrote them, and a read must never wait for
+    /// them (they may sit behind a long job of its own holding its writer lock).
     async fn head(&self) -> Result<u64, StoreError>;
 
     /// The changes numbered after `after`, in order, at most `limit`. Old changes are pruned

@@ -160,8 +160,12 @@ async fn every_write_is_in_the_feed_in_commit_order_and_announced() {
             .any(|c| c.what == Changed::Audience(job.audience_no)),
         "the new audience is in the feed"
     );
-    let head = feed(&one).head().await.unwrap();
+    // The head is the last change of another process: two's is one's policy, the last of all;
+    // one's is two's erasure.
+    let head = feed(&two).head().await.unwrap();
     assert_eq!(head, *seqs.last().unwrap());
+    let erasure = changes.iter().rev().find(|c| c.origin == o2).map(|c| c.seq);
+    assert_eq!(Some(feed(&one).head().await.unwrap()), erasure);
     // The listener hears the last number (NOTIFY is delivered at commit).
     tokio::time::timeout(
         std::time::Duration::from_secs(10),
