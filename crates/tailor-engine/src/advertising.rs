@@ -844,6 +844,11 @@ pub(crate) async fn job_worker(
                 if let Err(failure) = run_job(&inner, job_no).await {
                     fail_job(&inner, job_no, &failure).await;
                 }
+                // With several processes: the next job of its audience may have been made
+                // elsewhere and waited for this one. A failure is retried by the claimer.
+                if inner.limits.run_jobs {
+                    let _ = crate::replica::take_orphans(&inner).await;
+                }
             }
             waiter = settle.recv() => {
                 let Some(waiter) = waiter else { return };

@@ -18,7 +18,9 @@
 //! - **Jobs.** A job is run by the process that claims it ([`Replication::claim_job`]); the
 //!   claim is renewed every third of a lease while the process lives, and a claim that lapsed
 //!   (its process died) is taken over by another ([`Replication::claim_orphan`]), which runs
-//!   the job from its staged matches. Applying a job is one transaction, so a process killed
+//!   the job from its staged matches. An audience's jobs run in the order they were made: a
+//!   job waits until the earlier ones of its audience are finished, and the process that
+//!   finishes a job claims whatever may run next. Applying a job is one transaction, so a process killed
 //!   mid-job leaves nothing half-applied.
 
 use std::collections::{BTreeSet, HashSet};
@@ -355,19 +357,31 @@ async fn claim_round(inner: &Inner, lease: SignedDuration) -> Result<(), StoreEr
     let Some(feed) = inner.store.replication() else {
         return Ok(());
     };
-    let now = inner.clock.now();
-    feed.renew_claims(now, lease).await?;
-    // A bounded number per round: the rest are taken at the next.
+    feed.renew_claims(inner.clock.now(), lease).await?;
+    take_orphans(inner).await?;
+    feed.prune_changes(FEED_RETENTION).await?;
+    Ok(())
+}
+
+/// Claims the jobs no live process holds that may run now (their process died, or nobody
+/// claimed them yet, or they waited for an earlier job of their audience), and queues them
+/// here. A bounded number at a time: the rest are taken at the next call.
+pub(crate) async fn take_orphans(inner: &Inner) -> Result<(), StoreError> {
+    let Some(feed) = inner.store.replication() else {
+        return Ok(());
+    };
     for _ in 0..64 {
-        let Some(job_no) = feed.claim_orphan(now, lease).await? else {
+        let Some(job_no) = feed
+            .claim_orphan(inner.clock.now(), inner.limits.job_lease())
+            .await?
+        else {
             break;
         };
-        tracing::info!(job_no, "taking over a job whose process stopped");
+        tracing::info!(job_no, "claimed a job no running process holds");
         if inner.jobs.send(job_no).is_err() {
             break;
         }
     }
-    feed.prune_changes(FEED_RETENTION).await?;
     Ok(())
 }
 

@@ -227,6 +227,16 @@ pub(crate) async fn audience_members(
     found.iter().map(rows::membership).collect()
 }
 
+/// The condition that job `j` is the first unfinished job of its audience: an audience's jobs
+/// are applied in the order they were made (a `replace` then an `add` is not an `add` then a
+/// `replace`), whichever process runs them.
+macro_rules! first_of_its_audience {
+    () => {
+        "NOT EXISTS (SELECT 1 FROM jobs e WHERE e.audience_no = j.audience_no \
+         AND e.job_no < j.job_no AND e.state IN ('queued', 'running'))"
+    };
+}
+
 /// Claims `job_no` for `origin` (see [`tailor_store::replication::Replication::claim_job`]).
 pub(crate) async fn claim_job(
     tx: &Tx<'_>,
@@ -237,9 +247,12 @@ pub(crate) async fn claim_job(
 ) -> Result<bool, StoreError> {
     let claimed = execute(
         tx,
-        "UPDATE jobs SET claimed_by = $2, lease_until = $4 \
-         WHERE job_no = $1 AND state IN ('queued', 'running') \
-           AND (claimed_by IS NULL OR claimed_by = $2 OR lease_until < $3)",
+        concat!(
+            "UPDATE jobs j SET claimed_by = $2, lease_until = $4 \
+             WHERE j.job_no = $1 AND j.state IN ('queued', 'running') \
+               AND (j.claimed_by IS NULL OR j.claimed_by = $2 OR j.lease_until < $3) AND ",
+            first_of_its_audience!()
+        ),
         &[
             &crate::counters::signed(job_no, "a job number")?,
             &crate::counters::signed(origin, "the origin")?,
@@ -259,16 +272,18 @@ pub(crate) async fn claim_orphan(
 ) -> Result<Option<u64>, StoreError> {
     let row = query_opt(
         tx,
-        "UPDATE jobs SET claimed_by = $1, lease_until = $3 WHERE job_no = ( \
-             SELECT job_no FROM jobs WHERE state IN ('queued', 'running') \
-               AND (lease_until < $2 OR (claimed_by IS NULL AND created_at < $4)) \
-             ORDER BY job_no LIMIT 1 FOR UPDATE SKIP LOCKED) \
-         RETURNING job_no",
+        concat!(
+            "UPDATE jobs SET claimed_by = $1, lease_until = $3 WHERE job_no = ( \
+                 SELECT j.job_no FROM jobs j WHERE j.state IN ('queued', 'running') \
+                   AND (j.claimed_by IS NULL OR j.lease_until < $2) AND ",
+            first_of_its_audience!(),
+            " ORDER BY j.job_no LIMIT 1 FOR UPDATE SKIP LOCKED) \
+             RETURNING job_no"
+        ),
         &[
             &crate::counters::signed(origin, "the origin")?,
             &micros(now),
             &micros(now + lease),
-            &micros(now - lease),
         ],
     )
     .await?;

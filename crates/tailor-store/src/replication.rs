@@ -96,8 +96,9 @@ pub trait Replication: Send + Sync {
     ) -> Result<Option<Audience>, StoreError>;
 
     /// Claims an unfinished job for this process until `now + lease`: `true` if it was
-    /// unclaimed, already this process's, or its claim had lapsed; `false` if another process
-    /// holds it or it is finished.
+    /// unclaimed, already this process's, or its claim had lapsed, and no earlier job of its
+    /// audience is unfinished (an audience's jobs apply in order); `false` otherwise: another
+    /// process holds it, it is finished, or it must wait for an earlier one.
     async fn claim_job(
         &self,
         job_no: u64,
@@ -105,9 +106,9 @@ pub trait Replication: Send + Sync {
         lease: SignedDuration,
     ) -> Result<bool, StoreError>;
 
-    /// Claims one unfinished job that no live process holds: one whose claim lapsed, or an
-    /// unclaimed one created more than a lease ago (its process died before claiming it).
-    /// Concurrent callers never get the same job.
+    /// Claims one unfinished job that no live process holds (unclaimed, or its claim lapsed:
+    /// its process died) and whose audience has no earlier unfinished job. Concurrent callers
+    /// never get the same job.
     async fn claim_orphan(
         &self,
         now: Timestamp,

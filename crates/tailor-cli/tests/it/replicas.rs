@@ -2,7 +2,8 @@
 //!
 //! - Every write acknowledged by one replica is in the other's answers from then on: a consent
 //!   withdrawal, an erasure, a job's new members, a policy (the reader catches up to the
-//!   change feed's head before it answers).
+//!   change feed's head before it answers); jobs of one audience made through both apply in
+//!   the order they were made.
 //! - A replica killed with SIGKILL while a `replace` job of its own is queued or running
 //!   leaves the audience with its old members or its new ones, never a mix, and the other
 //!   replica takes the job over once its claim lapses and finishes it.
@@ -223,6 +224,23 @@ fn two_replicas_answer_every_write_the_other_acknowledged() {
         assert_eq!(served(&one, &id(i)), expected, "{}", id(i));
     }
 
+    // Jobs of one audience made through both replicas at once apply in the order they were
+    // made, whichever replica runs them: the replace, then the add.
+    let replace = one.upload_csv(&key, &audience, "replace", list(12..14).as_bytes());
+    let add = two.upload_csv(&key, &audience, "add", list(14..16).as_bytes());
+    assert_eq!(one.wait_for_job(&key, &replace)["state"], "succeeded");
+    assert_eq!(two.wait_for_job(&key, &add)["state"], "succeeded");
+    assert_eq!(one.wait_for_job(&key, &add)["state"], "succeeded");
+    for i in 7..16 {
+        let expected = if i >= 12 {
+            json!([audience])
+        } else {
+            json!([])
+        };
+        assert_eq!(served(&one, &id(i)), expected, "{}", id(i));
+        assert_eq!(served(&two, &id(i)), expected, "{}", id(i));
+    }
+
     // A policy put in force through one (consent required everywhere): two applies it
     // before its next answer, so accounts without a grant are no longer served there.
     let policy = tailor_core::Policy::shipped().source().replacen(
@@ -346,6 +364,6 @@ fn a_replica_killed_mid_job_leaves_the_old_members_or_the_new_and_the_other_fini
     // The first kill comes within a millisecond of the 202: that job cannot have been done.
     assert!(taken_over >= 1, "no job was left to the survivor");
     let log = std::fs::read_to_string(&survivor.log).unwrap();
-    assert!(log.contains("taking over a job"), "{log}");
+    assert!(log.contains("claimed a job no running process holds"), "{log}");
     assert_eq!(survivor.stop().code(), Some(0));
 }

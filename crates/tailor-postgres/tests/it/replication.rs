@@ -6,7 +6,8 @@ use tailor_core::release::{KeySetDigest, QueryDigest};
 use tailor_postgres::{PostgresOptions, PostgresStore};
 use tailor_store::replication::{Changed, Replication};
 use tailor_store::{
-    Job, JobCounts, JobOp, NewAdvertiser, NewAudience, NewJob, RevokeReason, Store, StoreError,
+    Audience, Job, JobCounts, JobOp, NewAdvertiser, NewAudience, NewJob, RevokeReason, Store,
+    StoreError,
 };
 
 use crate::backend::account;
@@ -34,8 +35,8 @@ fn feed(store: &PostgresStore) -> &dyn Replication {
     store.replication().expect("PostgreSQL has a change feed")
 }
 
-/// An advertiser, an audience, and a committed upload's job.
-async fn queued_job(store: &PostgresStore, name: &str, now: Timestamp) -> Job {
+/// An advertiser (made once) and a new audience.
+async fn new_audience(store: &PostgresStore, name: &str, now: Timestamp) -> Audience {
     let advertiser = match store.advertiser("adv").await.unwrap() {
         Some(advertiser) => advertiser,
         None => store
@@ -65,10 +66,15 @@ async fn queued_job(store: &PostgresStore, name: &str, now: Timestamp) -> Job {
         )
         .await
         .unwrap();
+    audience
+}
+
+/// A committed upload's job on `audience`.
+async fn job_on(store: &PostgresStore, audience: &Audience, name: &str, now: Timestamp) -> Job {
     let session = store
         .create_session(
             &format!("s-{name}"),
-            advertiser.no,
+            audience.advertiser_no,
             audience.no,
             JobOp::Add,
             now,
@@ -78,7 +84,7 @@ async fn queued_job(store: &PostgresStore, name: &str, now: Timestamp) -> Job {
         .unwrap();
     let new = NewJob {
         job_id: format!("j-{name}"),
-        advertiser_no: advertiser.no,
+        advertiser_no: audience.advertiser_no,
         audience_no: audience.no,
         op: JobOp::Add,
         counts: JobCounts {
@@ -89,6 +95,12 @@ async fn queued_job(store: &PostgresStore, name: &str, now: Timestamp) -> Job {
         keys: KeySetDigest::from_bytes([1; 32]),
     };
     store.commit_session(session.no, new, now).await.unwrap()
+}
+
+/// An advertiser, a new audience, and a committed upload's job.
+async fn queued_job(store: &PostgresStore, name: &str, now: Timestamp) -> Job {
+    let audience = new_audience(store, name, now).await;
+    job_on(store, &audience, name, now).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -234,11 +246,48 @@ async fn a_job_is_claimed_by_one_store_and_taken_over_once_its_claim_lapses() {
     assert!(!feed(&one).claim_job(job.no, at(200), LEASE).await.unwrap());
     assert_eq!(feed(&one).claim_orphan(at(200), LEASE).await.unwrap(), None);
 
-    // A job nobody claimed is an orphan once a lease older than its creation.
+    // A job nobody claimed is anyone's at once.
     let unclaimed = queued_job(&one, "unclaimed", at(300)).await;
-    assert_eq!(feed(&two).claim_orphan(at(310), LEASE).await.unwrap(), None);
     assert_eq!(
-        feed(&two).claim_orphan(at(331), LEASE).await.unwrap(),
+        feed(&two).claim_orphan(at(301), LEASE).await.unwrap(),
         Some(unclaimed.no)
+    );
+    two.apply_job(
+        unclaimed.no,
+        Vec::new(),
+        Vec::new(),
+        QueryDigest::EMPTY,
+        at(302),
+    )
+    .await
+    .unwrap();
+
+    // An audience's jobs run in the order they were made: the second waits for the first.
+    let audience = new_audience(&one, "ordered", at(400)).await;
+    let first = job_on(&one, &audience, "first", at(400)).await;
+    let second = job_on(&one, &audience, "second", at(401)).await;
+    assert!(
+        !feed(&two)
+            .claim_job(second.no, at(402), LEASE)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        feed(&two).claim_orphan(at(402), LEASE).await.unwrap(),
+        Some(first.no)
+    );
+    assert_eq!(feed(&one).claim_orphan(at(402), LEASE).await.unwrap(), None);
+    two.apply_job(
+        first.no,
+        Vec::new(),
+        Vec::new(),
+        QueryDigest::EMPTY,
+        at(403),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        feed(&one).claim_orphan(at(404), LEASE).await.unwrap(),
+        Some(second.no)
     );
 }
