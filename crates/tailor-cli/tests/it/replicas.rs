@@ -364,6 +364,9 @@ fn a_replica_killed_mid_job_leaves_the_old_members_or_the_new_and_the_other_fini
     // The first kill comes within a millisecond of the 202: that job cannot have been done.
     assert!(taken_over >= 1, "no job was left to the survivor");
     let log = std::fs::read_to_string(&survivor.log).unwrap();
-    assert!(log.contains("claimed a job no running process holds"), "{log}");
+    assert!(
+        log.contains("claimed a job no running process holds"),
+        "{log}"
+    );
     assert_eq!(survivor.stop().code(), Some(0));
 }

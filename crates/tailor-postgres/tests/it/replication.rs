@@ -53,7 +53,7 @@ async fn new_audience(store: &PostgresStore, name: &str, now: Timestamp) -> Audi
             .await
             .unwrap(),
     };
-    let audience = store
+    store
         .create_audience(
             NewAudience {
                 audience_id: format!("aud-{name}"),
@@ -65,8 +65,7 @@ async fn new_audience(store: &PostgresStore, name: &str, now: Timestamp) -> Audi
             now,
         )
         .await
-        .unwrap();
-    audience
+        .unwrap()
 }
 
 /// A committed upload's job on `audience`.
