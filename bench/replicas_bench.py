@@ -15,7 +15,11 @@ SECONDS seconds) and reports requests/s and wrk's latency percentiles:
   reads catch up to the change feed's head before answering);
 - `pg-2-lag`: a job of every account applied through replica one (a `replace`, so the
   audience keeps its decision), then the time replica two's first answer takes: it waits
-  until replica two has reloaded the audience's members (three rounds).
+  until replica two has reloaded the audience's members (three rounds);
+- `pg-2-during-job`: replica one runs a `replace` of every account while a probe asks it one
+  serving question every 5 ms, once alone and once while replica two takes WRITES consent
+  writes/s: replica one applies replica two's writes only between its jobs, and its answers
+  wait for them.
 
 The data directory must already hold the accounts for `sqlite` (`tailor accounts import`), and
 the database URL must name a database holding the same accounts (imported with
@@ -140,6 +144,39 @@ def writer(base, accounts, rate, stop):
     return done
 
 
+def probe_during(base, key, audience, accounts, writes_base, rate):
+    """Times one serving answer every 5 ms on `base` while a `replace` of every account runs
+    there (and, if `writes_base`, consent writes at `rate`/s through it); returns a summary."""
+    samples = []
+    stop = threading.Event()
+
+    def probe():
+        rng = random.Random(3)
+        while not stop.is_set():
+            started = time.perf_counter()
+            request(base, "GET", f"/v1/serving/accounts/acct-{rng.randrange(accounts)}/audiences",
+                    TOKENS["TAILOR_SERVING_TOKEN"])
+            samples.append((time.perf_counter() - started) * 1e3)
+            time.sleep(0.005)
+
+    threads = [threading.Thread(target=probe)]
+    if writes_base:
+        threads.append(threading.Thread(target=lambda: writer(writes_base, accounts, rate, stop)))
+    for thread in threads:
+        thread.start()
+    time.sleep(0.5)
+    t0 = time.time()
+    upload_all(base, key, audience, accounts, "replace")
+    took = time.time() - t0
+    stop.set()
+    for thread in threads:
+        thread.join()
+    ordered = sorted(samples)
+    pick = lambda p: ordered[min(len(ordered) - 1, int(len(ordered) * p / 100))]
+    return (f"replace ready after {took:.2f} s; {len(samples)} answers, p50 {pick(50):.2f} ms, "
+            f"p99 {pick(99):.1f} ms, max {pick(100):.1f} ms")
+
+
 def report(label, results):
     total = sum(r[0] for r in results)
     for i, (rps, p, bad) in enumerate(results):
@@ -186,6 +223,19 @@ def main():
             measure([server.base], "postgresql, one server")
         finally:
             server.stop()
+    if "pg-2-during-job" in only:
+        one = Server(args.pg_dir, args.database_url)
+        two = Server(args.pg_dir, args.database_url)
+        try:
+            key, audience = fill(one.base, args.accounts)
+            for round_no in range(2):
+                print(f"pg-2-during-job round {round_no + 1}, replica 1 alone: "
+                      + probe_during(one.base, key, audience, args.accounts, None, args.writes))
+                print(f"pg-2-during-job round {round_no + 1}, replica 2 taking {args.writes} writes/s: "
+                      + probe_during(one.base, key, audience, args.accounts, two.base, args.writes))
+        finally:
+            one.stop()
+            two.stop()
     if "pg-2-lag" in only:
         one = Server(args.pg_dir, args.database_url)
         two = Server(args.pg_dir, args.database_url)

@@ -183,6 +183,23 @@ impl BulkRow for StagedGrant {
     }
 }
 
+/// Deletes the staged grants of erased accounts (numbers given once, whose account is gone:
+/// numbers are never reused), and returns those accounts.
+async fn drop_erased(tx: &Tx<'_>) -> Result<std::collections::HashSet<AccountNo>, StoreError> {
+    let gone = query(
+        tx,
+        "DELETE FROM staged_grants s \
+         WHERE s.account_no <= (SELECT value FROM counters WHERE name = 'last_account_no') \
+           AND NOT EXISTS (SELECT 1 FROM accounts a WHERE a.account_no = s.account_no) \
+         RETURNING s.account_no",
+        &[],
+    )
+    .await?;
+    gone.iter()
+        .map(|row| rows::dense_no(rows::get(row, 0, "staged_grants.account_no")?))
+        .collect()
+}
+
 /// Stages `grants` (sorted by account, one per account) in a temporary table dropped at the
 /// end of the transaction.
 async fn stage_grants(tx: &Tx<'_>, grants: &[Grant]) -> Result<(), StoreError> {
@@ -450,6 +467,12 @@ pub(crate) async fn apply_job(
             grants.dedup_by_key(|g| g.account);
             if !grants.is_empty() {
                 stage_grants(tx, &grants).await?;
+                // An account erased (through another process) since the job re-checked its
+                // matches is not granted: nothing of it may be written again.
+                let erased = drop_erased(tx).await?;
+                if !erased.is_empty() {
+                    grants.retain(|g| !erased.contains(&g.account));
+                }
                 let new = write_grants(
                     tx,
                     audience_no,

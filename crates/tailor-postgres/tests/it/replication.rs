@@ -6,8 +6,8 @@ use tailor_core::release::{KeySetDigest, QueryDigest};
 use tailor_postgres::{PostgresOptions, PostgresStore};
 use tailor_store::replication::{Changed, Replication};
 use tailor_store::{
-    Audience, Job, JobCounts, JobOp, NewAdvertiser, NewAudience, NewJob, RevokeReason, Store,
-    StoreError,
+    Audience, Grant, Job, JobCounts, JobOp, NewAdvertiser, NewAudience, NewJob, RevokeReason,
+    Store, StoreError,
 };
 
 use crate::backend::account;
@@ -288,5 +288,55 @@ async fn a_job_is_claimed_by_one_store_and_taken_over_once_its_claim_lapses() {
     assert_eq!(
         feed(&one).claim_orphan(at(404), LEASE).await.unwrap(),
         Some(second.no)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_grants_nothing_to_an_account_erased_since_it_rechecked_its_matches() {
+    let Some(server) = Server::find().await else {
+        return;
+    };
+    let databases = Databases::new(&server);
+    let (one, two) = pair(&server, &databases).await;
+    let written = one
+        .write_accounts(vec![account(1), account(2)], at(0))
+        .await
+        .unwrap();
+    let job = queued_job(&one, "erased", at(1)).await;
+    let grant = |n: usize| Grant {
+        account: written[n].after.no,
+        contact_digest: written[n].after.contacts[0].digests.primary(),
+        context: tailor_core::Context::Profile,
+        consent_seq: None,
+        policy_version: tailor_core::Policy::shipped().version(),
+    };
+    // One re-checked both accounts; two erased one of them before one applied the job.
+    two.erase_account("acct-1", at(2)).await.unwrap();
+    let applied = one
+        .apply_job(
+            job.no,
+            vec![grant(0), grant(1)],
+            Vec::new(),
+            QueryDigest::EMPTY,
+            at(3),
+        )
+        .await
+        .unwrap();
+    let granted: Vec<AccountNo> = applied.granted.iter().map(|m| m.account).collect();
+    assert_eq!(granted, vec![written[1].after.no]);
+    assert!(
+        one.memberships_of(written[0].after.no)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let history = one
+        .membership_history(None, Some(written[0].after.no))
+        .await
+        .unwrap();
+    assert!(history.is_empty(), "{history:?}");
+    assert_eq!(
+        one.memberships_of(written[1].after.no).await.unwrap().len(),
+        1
     );
 }
