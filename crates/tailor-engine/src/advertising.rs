@@ -983,8 +983,14 @@ async fn off_runtime<T: Send + 'static>(
 
 /// Re-checks a job's staged matches against the index, records each grant's basis and
 /// applies the job, under the writer lock.
+///
+/// With several processes on one database (PostgreSQL), the lock is let go while the job's
+/// transaction runs (seconds for millions of grants), so that other processes' writes are
+/// applied here meanwhile and answers do not wait for the whole job. What changed meanwhile is
+/// settled when the lock is taken again to publish: a grant whose contact point left the index
+/// since the re-check ends at once, and the store grants nothing to an account erased since.
 async fn run_job(inner: &Arc<Inner>, job_no: u64) -> Result<(), JobFailure> {
-    let writing = inner.writer.lock().await;
+    let mut writing = Some(inner.writer.lock().await);
     let started = Instant::now();
     let now = inner.clock.now();
     if !crate::replica::claim(inner, job_no, now).await? {
@@ -993,7 +999,7 @@ async fn run_job(inner: &Arc<Inner>, job_no: u64) -> Result<(), JobFailure> {
     }
     // Consent at match time: every write any process committed before is in the index.
     inner
-        .follow_locked(&writing)
+        .follow_locked(writing.as_ref().ok_or(JobFailure::Worker)?)
         .await
         .map_err(|error| match error {
             EngineError::Store(store) => JobFailure::Store(store),
@@ -1050,6 +1056,10 @@ async fn run_job(inner: &Arc<Inner>, job_no: u64) -> Result<(), JobFailure> {
         .iter()
         .filter(|g| g.context.is_security() || g.context == tailor_core::Context::AddressBook)
         .count() as u64;
+    let replicated = inner.store.replication().is_some();
+    if replicated {
+        writing = None;
+    }
     // Applied in the store but not yet served here: its views say so until it is published.
     let publishing = Publishing::mark(inner, job_no, job.audience_no);
     let applied = inner
@@ -1089,6 +1099,9 @@ async fn run_job(inner: &Arc<Inner>, job_no: u64) -> Result<(), JobFailure> {
         }
         None => None,
     };
+    if writing.is_none() {
+        writing = Some(inner.writer.lock().await);
+    }
     // Staged in chunks, published at once, settled in chunks: answers see the old set or the
     // new one, and wait for one chunk at most.
     {
@@ -1122,6 +1135,28 @@ async fn run_job(inner: &Arc<Inner>, job_no: u64) -> Result<(), JobFailure> {
     inner
         .serving_in_chunks(&touched, |serving, &account| serving.settle(account))
         .await;
+    if replicated {
+        // Writes applied while the lock was let go may have taken away the basis of grants
+        // that were not published yet (their revocation found nothing to end): end them now.
+        let lost: Vec<(u32, AccountNo)> = {
+            let shared = inner.read();
+            applied
+                .granted
+                .iter()
+                .filter(|m| !shared.index.contains(&m.contact_digest, m.account))
+                .map(|m| (m.audience_no, m.account))
+                .collect()
+        };
+        if !lost.is_empty() {
+            tracing::info!(
+                job_no,
+                ended = lost.len(),
+                "grants that lost their basis during the job ended"
+            );
+        }
+        inner.revoke(lost, now).await?;
+    }
+    drop(writing);
     tracing::info!(
         job_no,
         op = op.as_str(),

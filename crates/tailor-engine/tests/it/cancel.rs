@@ -20,11 +20,23 @@ use tokio::sync::{Notify, mpsc};
 
 use crate::support::{TestClock, contact, key, line, sqlite};
 
-/// A store whose account writes wait for a signal, and tell when they start waiting.
-struct GatedStore {
-    inner: Arc<dyn Store>,
-    entered: Arc<Notify>,
-    gate: Arc<Notify>,
+/// A store whose account writes (or, with `jobs`, whose job applications instead) wait for a
+/// signal, and tell when they start waiting.
+pub(crate) struct GatedStore {
+    pub(crate) inner: Arc<dyn Store>,
+    pub(crate) entered: Arc<Notify>,
+    pub(crate) gate: Arc<Notify>,
+    pub(crate) jobs: bool,
+}
+
+impl GatedStore {
+    /// Waits for the gate (telling that it does) if `gated`.
+    async fn pass(&self, gated: bool) {
+        if gated {
+            self.entered.notify_one();
+            self.gate.notified().await;
+        }
+    }
 }
 
 #[async_trait]
@@ -34,6 +46,9 @@ impl Store for GatedStore {
         writes: Vec<AccountWrite>,
         now: Timestamp,
     ) -> Result<Vec<AccountChange>, StoreError> {
+        if self.jobs {
+            return self.inner.write_accounts(writes, now).await;
+        }
         // Like SQLite's blocking task, the write runs to the end once started, even if the
         // future awaiting it is dropped.
         self.entered.notify_one();
@@ -253,6 +268,7 @@ impl Store for GatedStore {
         query: QueryDigest,
         now: Timestamp,
     ) -> Result<Applied, StoreError> {
+        self.pass(self.jobs).await;
         self.inner
             .apply_job(job_no, grants, removals, query, now)
             .await
@@ -401,6 +417,10 @@ impl Store for GatedStore {
     async fn advertisers_by_no(&self, nos: &[u32]) -> Result<Vec<Advertiser>, StoreError> {
         self.inner.advertisers_by_no(nos).await
     }
+
+    fn replication(&self) -> Option<&dyn tailor_store::replication::Replication> {
+        self.inner.replication()
+    }
 }
 
 #[tokio::test]
@@ -413,6 +433,7 @@ async fn an_abandoned_import_still_updates_the_index_with_what_it_committed() {
         inner: dir.store().await,
         entered: Arc::clone(&entered),
         gate: Arc::clone(&gate),
+        jobs: false,
     });
     let engine = Engine::open(
         gated,
