@@ -709,7 +709,7 @@ pub(crate) async fn load_accounts_by_no(
     tx: &Tx<'_>,
     accounts: &[AccountNo],
 ) -> Result<Vec<AccountState>, StoreError> {
-    let numbers = numbers(accounts);
+    let numbers = rows::account_numbers(accounts);
     let found = query(
         tx,
         concat!(
@@ -773,14 +773,6 @@ async fn fill(tx: &Tx<'_>, states: &mut [AccountState]) -> Result<(), StoreError
     Ok(())
 }
 
-/// Account numbers as SQL wants them, sorted and distinct.
-fn numbers(accounts: &[AccountNo]) -> Vec<i64> {
-    let mut numbers: Vec<i64> = accounts.iter().map(|a| i64::from(a.0)).collect();
-    numbers.sort_unstable();
-    numbers.dedup();
-    numbers
-}
-
 /// The ids of the given accounts that exist, by number.
 pub(crate) async fn account_ids(
     tx: &Tx<'_>,
@@ -790,7 +782,7 @@ pub(crate) async fn account_ids(
         tx,
         "SELECT account_no, account_id FROM accounts WHERE account_no = ANY($1) \
          ORDER BY account_no",
-        &[&numbers(accounts)],
+        &[&rows::account_numbers(accounts)],
     )
     .await?;
     found

@@ -126,7 +126,7 @@ pub(crate) async fn commitments(
     tx: &Tx<'_>,
     accounts: &[AccountNo],
 ) -> Result<Vec<(AccountNo, Commitment)>, StoreError> {
-    let numbers: Vec<i64> = accounts.iter().map(|a| i64::from(a.0)).collect();
+    let numbers = crate::rows::account_numbers(accounts);
     let found = query(
         tx,
         "SELECT account_no, key FROM account_keys WHERE account_no = ANY($1)",

@@ -864,7 +864,7 @@ impl Replication for PostgresStore {
     ) -> Result<Vec<Membership>, StoreError> {
         let accounts = accounts.to_vec();
         self.read(move |tx| {
-            Box::pin(async move { replication::memberships_of_accounts(tx, &accounts).await })
+            Box::pin(async move { memberships::memberships_of_accounts(tx, &accounts).await })
         })
         .await
     }
@@ -879,7 +879,7 @@ impl Replication for PostgresStore {
                 let Some(audience) = audiences::audience_by_no(tx, audience_no, now).await? else {
                     return Ok(None);
                 };
-                let members = replication::audience_members(tx, audience_no).await?;
+                let members = memberships::audience_memberships(tx, audience_no).await?;
                 Ok(Some((audience, members)))
             })
         })

@@ -349,7 +349,7 @@ async fn end_accounts(
     if accounts.is_empty() {
         return Ok(Vec::new());
     }
-    let numbers: Vec<i64> = accounts.iter().map(|a| i64::from(a.0)).collect();
+    let numbers = rows::account_numbers(accounts);
     let found = query(
         tx,
         concat!(
@@ -821,23 +821,48 @@ async fn scrub_staged(tx: &Tx<'_>, account: AccountNo) -> Result<(), StoreError>
 // -------------------------------------------------------------------------------------------
 // Reads
 
-/// An account's memberships not yet ended (those past expiry included, until the expiry
-/// sweep ends them), by audience.
+/// Memberships not yet ended (those past expiry included, until the expiry sweep ends them)
+/// whose row meets `condition`, a SQL condition on `$1` (and an order).
+async fn memberships_where(
+    tx: &Tx<'_>,
+    condition: &str,
+    param: &(dyn ToSql + Sync),
+) -> Result<Vec<Membership>, StoreError> {
+    let sql = format!(
+        "SELECT {} FROM memberships WHERE {condition}",
+        membership_columns!()
+    );
+    let found = query(tx, &sql, &[param]).await?;
+    found.iter().map(rows::membership).collect()
+}
+
+/// An account's memberships not yet ended, by audience.
 pub(crate) async fn memberships_of(
     tx: &Tx<'_>,
     account: AccountNo,
 ) -> Result<Vec<Membership>, StoreError> {
-    let found = query(
+    memberships_of_accounts(tx, &[account]).await
+}
+
+/// The memberships not yet ended of these accounts, by account and audience.
+pub(crate) async fn memberships_of_accounts(
+    tx: &Tx<'_>,
+    accounts: &[AccountNo],
+) -> Result<Vec<Membership>, StoreError> {
+    memberships_where(
         tx,
-        concat!(
-            "SELECT ",
-            membership_columns!(),
-            " FROM memberships WHERE account_no = $1 ORDER BY audience_no"
-        ),
-        &[&i64::from(account.0)],
+        "account_no = ANY($1) ORDER BY account_no, audience_no",
+        &rows::account_numbers(accounts),
     )
-    .await?;
-    found.iter().map(rows::membership).collect()
+    .await
+}
+
+/// An audience's memberships not yet ended.
+pub(crate) async fn audience_memberships(
+    tx: &Tx<'_>,
+    audience_no: u32,
+) -> Result<Vec<Membership>, StoreError> {
+    memberships_where(tx, "audience_no = $1", &i64::from(audience_no)).await
 }
 
 /// An audience's members unexpired at `now`, sorted.

@@ -19,13 +19,13 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use tailor_core::{AccountNo, KeyedDigest};
+use tailor_store::StoreError;
 use tailor_store::replication::{Change, Changed};
-use tailor_store::{Membership, StoreError};
 use tokio::sync::watch;
 use tokio_postgres::AsyncMessage;
 
 use crate::counters::{Sequence, Tally};
-use crate::rows::{self, membership_columns, micros};
+use crate::rows::{self, micros};
 use crate::transaction::{Tx, execute, query, query_opt};
 
 /// The channel changes are announced on.
@@ -162,10 +162,6 @@ pub(crate) async fn since(
         .collect()
 }
 
-fn account_keys(accounts: &[AccountNo]) -> Vec<i64> {
-    accounts.iter().map(|a| i64::from(a.0)).collect()
-}
-
 pub(crate) async fn digests_ever(
     tx: &Tx<'_>,
     accounts: &[AccountNo],
@@ -174,7 +170,7 @@ pub(crate) async fn digests_ever(
         tx,
         "SELECT account_no, primary_digest, other_digest FROM contact_points \
          WHERE account_no = ANY($1)",
-        &[&account_keys(accounts)],
+        &[&rows::account_numbers(accounts)],
     )
     .await?;
     let mut out = Vec::with_capacity(found.len() * 2);
@@ -191,40 +187,6 @@ pub(crate) async fn digests_ever(
         );
     }
     Ok(out)
-}
-
-pub(crate) async fn memberships_of_accounts(
-    tx: &Tx<'_>,
-    accounts: &[AccountNo],
-) -> Result<Vec<Membership>, StoreError> {
-    let found = query(
-        tx,
-        concat!(
-            "SELECT ",
-            membership_columns!(),
-            " FROM memberships WHERE account_no = ANY($1)"
-        ),
-        &[&account_keys(accounts)],
-    )
-    .await?;
-    found.iter().map(rows::membership).collect()
-}
-
-pub(crate) async fn audience_members(
-    tx: &Tx<'_>,
-    audience_no: u32,
-) -> Result<Vec<Membership>, StoreError> {
-    let found = query(
-        tx,
-        concat!(
-            "SELECT ",
-            membership_columns!(),
-            " FROM memberships WHERE audience_no = $1"
-        ),
-        &[&i64::from(audience_no)],
-    )
-    .await?;
-    found.iter().map(rows::membership).collect()
 }
 
 /// The condition that job `j` is the first unfinished job of its audience: an audience's jobs
@@ -363,7 +325,11 @@ pub(crate) async fn listen(config: tokio_postgres::Config, sender: Weak<watch::S
         match listen_once(&config, &sender).await {
             Ok(()) => return,
             Err(error) => {
-                let error = error.map_or_else(|| "the connection closed".into(), |e| e.to_string());
+                // As the store reports errors: never the server's DETAIL, which may quote values.
+                let error = error.map_or_else(
+                    || "the connection closed".into(),
+                    |e| crate::transaction::classify(e).to_string(),
+                );
                 tracing::warn!(%error, "change feed listener lost its connection; reconnecting");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));

@@ -103,6 +103,14 @@ pub(crate) fn get<'a, T: FromSql<'a>>(
         .map_err(|_| StoreError::Corrupt(format!("{column} is unreadable")))
 }
 
+/// Account numbers as SQL wants them (for `= ANY($n)`), sorted and distinct.
+pub(crate) fn account_numbers(accounts: &[AccountNo]) -> Vec<i64> {
+    let mut numbers: Vec<i64> = accounts.iter().map(|a| i64::from(a.0)).collect();
+    numbers.sort_unstable();
+    numbers.dedup();
+    numbers
+}
+
 /// A time as stored: unix microseconds.
 pub(crate) fn micros(at: Timestamp) -> i64 {
     at.as_microsecond()

@@ -68,12 +68,7 @@ where
     T: Send,
     F: for<'t> FnMut(&'t Tx<'t>, &'t mut Tally) -> Work<'t, T> + Send,
 {
-    let tx = client
-        .build_transaction()
-        .isolation_level(IsolationLevel::ReadCommitted)
-        .start()
-        .await
-        .db()?;
+    let tx = read_committed(client).await?;
     execute(&tx, "SELECT pg_advisory_xact_lock($1)", &[&WRITER_LOCK]).await?;
     let mut tally = Tally::default();
     let out = work(&tx, &mut tally).await?;
@@ -92,12 +87,7 @@ where
     F: for<'t> FnOnce(&'t Tx<'t>) -> Work<'t, T> + Send,
 {
     let mut client = connection(pool).await?;
-    let tx = client
-        .build_transaction()
-        .isolation_level(IsolationLevel::ReadCommitted)
-        .start()
-        .await
-        .db()?;
+    let tx = read_committed(&mut client).await?;
     let out = work(&tx).await?;
     tx.commit().await.db()?;
     Ok(out)
@@ -114,6 +104,16 @@ where
     let out = work(&tx).await?;
     tx.commit().await.db()?;
     Ok(out)
+}
+
+/// Starts a `READ COMMITTED` transaction (each statement sees what was committed before it).
+async fn read_committed(client: &mut Object) -> Result<Tx<'_>, StoreError> {
+    client
+        .build_transaction()
+        .isolation_level(IsolationLevel::ReadCommitted)
+        .start()
+        .await
+        .db()
 }
 
 /// Starts a read-only `REPEATABLE READ` transaction (one snapshot for all its statements).
