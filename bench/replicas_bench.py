@@ -33,51 +33,37 @@ Requires target/release/tailor (cargo build --release) and wrk (Debian's package
 
 import argparse
 import hashlib
-import json
+import contextlib
 import os
 import random
 import re
-import signal
 import subprocess
 import tempfile
 import threading
 import time
-import urllib.request
 
-TAILOR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "target", "release", "tailor")
-TOKENS = {"TAILOR_ADMIN_TOKEN": "a" * 32, "TAILOR_SERVING_TOKEN": "s" * 32, "TAILOR_COMPLIANCE_TOKEN": "c" * 32}
+import upload_bench
+from upload_bench import TOKENS, request
+
 MARKETING = "marketing.advertising.third_party.targeted"
 
 
-def request(base, method, path, token, body=None, content_type="application/json"):
-    data = body if isinstance(body, (bytes, type(None))) else json.dumps(body).encode()
-    req = urllib.request.Request(base + path, data=data, method=method)
-    req.add_header("Authorization", f"Bearer {token}")
-    if data is not None:
-        req.add_header("Content-Type", content_type)
-    with urllib.request.urlopen(req, timeout=600) as resp:
-        return json.loads(resp.read() or b"null")
+def Server(data_dir, url=None):
+    """`tailor serve` with a threshold of 2 (upload_bench's server)."""
+    return upload_bench.Server(data_dir, url, ("--min-audience-size", "2"))
 
 
-class Server:
-    def __init__(self, data_dir, url=None):
-        env = dict(os.environ, **TOKENS)
-        command = [TAILOR, "serve", "--data-dir", data_dir, "--listen", "127.0.0.1:0",
-                   "--min-audience-size", "2"]
-        if url:
-            env["TAILOR_DATABASE_URL"] = url
-        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                        env=env, text=True)
-        self.base = None
-        for line in self.process.stdout:
-            if line.startswith("listening on "):
-                self.base = line.split()[-1]
-            if line.startswith("ready"):
-                break
-
-    def stop(self):
-        self.process.send_signal(signal.SIGTERM)
-        self.process.wait()
+@contextlib.contextmanager
+def servers(data_dir, url, n):
+    """`n` servers on one store, stopped on the way out."""
+    started = []
+    try:
+        for _ in range(n):
+            started.append(Server(data_dir, url))
+        yield started
+    finally:
+        for server in started:
+            server.stop()
 
 
 def upload_all(base, key, audience_id, accounts, op):
@@ -210,36 +196,23 @@ def main():
             print(f"  ({extra()})")
 
     if "sqlite" in only:
-        server = Server(args.sqlite_dir)
-        try:
+        with servers(args.sqlite_dir, None, 1) as (server,):
             fill(server.base, args.accounts)
             measure([server.base], "sqlite, one server")
-        finally:
-            server.stop()
     if "pg" in only:
-        server = Server(args.pg_dir, args.database_url)
-        try:
+        with servers(args.pg_dir, args.database_url, 1) as (server,):
             fill(server.base, args.accounts)
             measure([server.base], "postgresql, one server")
-        finally:
-            server.stop()
     if "pg-2-during-job" in only:
-        one = Server(args.pg_dir, args.database_url)
-        two = Server(args.pg_dir, args.database_url)
-        try:
+        with servers(args.pg_dir, args.database_url, 2) as (one, two):
             key, audience = fill(one.base, args.accounts)
             for round_no in range(2):
                 print(f"pg-2-during-job round {round_no + 1}, replica 1 alone: "
                       + probe_during(one.base, key, audience, args.accounts, None, args.writes))
                 print(f"pg-2-during-job round {round_no + 1}, replica 2 taking {args.writes} writes/s: "
                       + probe_during(one.base, key, audience, args.accounts, two.base, args.writes))
-        finally:
-            one.stop()
-            two.stop()
     if "pg-2-lag" in only:
-        one = Server(args.pg_dir, args.database_url)
-        two = Server(args.pg_dir, args.database_url)
-        try:
+        with servers(args.pg_dir, args.database_url, 2) as (one, two):
             key, audience = fill(one.base, args.accounts)
             serving = TOKENS["TAILOR_SERVING_TOKEN"]
             request(two.base, "GET", "/v1/serving/accounts/acct-1/audiences", serving)
@@ -253,13 +226,8 @@ def main():
                 request(two.base, "GET", "/v1/serving/accounts/acct-2/audiences", serving)
                 print(f"pg-2-lag round {round_no + 1}: replica 2's first answer after a {args.accounts}-member "
                       f"replace through replica 1: {first * 1000:.0f} ms (the next: {(time.time() - t0) * 1000:.1f} ms)")
-        finally:
-            one.stop()
-            two.stop()
     if "pg-2" in only or "pg-2-writes" in only:
-        one = Server(args.pg_dir, args.database_url)
-        two = Server(args.pg_dir, args.database_url)
-        try:
+        with servers(args.pg_dir, args.database_url, 2) as (one, two):
             fill(one.base, args.accounts)
             if "pg-2" in only:
                 measure([one.base, two.base], "postgresql, two replicas")
@@ -277,9 +245,6 @@ def main():
                     return finish
                 measure([two.base], f"postgresql, replica 2 read while replica 1 takes {args.writes} consent writes/s",
                         during)
-        finally:
-            one.stop()
-            two.stop()
 
 
 if __name__ == "__main__":

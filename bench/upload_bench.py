@@ -81,9 +81,13 @@ def peak_rss_mb(pid):
 
 
 class Server:
-    def __init__(self, data_dir):
+    def __init__(self, data_dir, url=None, options=()):
+        """`tailor serve` on `data_dir` (on the PostgreSQL database at `url` if given, else
+        at TAILOR_DATABASE_URL if set), with extra `options`; returns once it is ready."""
         env = dict(os.environ, **TOKENS)
-        command = [TAILOR, "serve", "--data-dir", data_dir, "--listen", "127.0.0.1:0"]
+        if url:
+            env["TAILOR_DATABASE_URL"] = url
+        command = [TAILOR, "serve", "--data-dir", data_dir, "--listen", "127.0.0.1:0", *options]
         started = time.time()
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                         env=env, text=True)

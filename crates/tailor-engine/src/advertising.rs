@@ -990,7 +990,7 @@ async fn off_runtime<T: Send + 'static>(
 /// settled when the lock is taken again to publish: a grant whose contact point left the index
 /// since the re-check ends at once, and the store grants nothing to an account erased since.
 async fn run_job(inner: &Arc<Inner>, job_no: u64) -> Result<(), JobFailure> {
-    let mut writing = Some(inner.writer.lock().await);
+    let writing = inner.writer.lock().await;
     let started = Instant::now();
     let now = inner.clock.now();
     if !crate::replica::claim(inner, job_no, now).await? {
@@ -999,7 +999,7 @@ async fn run_job(inner: &Arc<Inner>, job_no: u64) -> Result<(), JobFailure> {
     }
     // Consent at match time: every write any process committed before is in the index.
     inner
-        .follow_locked(writing.as_ref().ok_or(JobFailure::Worker)?)
+        .follow_locked(&writing)
         .await
         .map_err(|error| match error {
             EngineError::Store(store) => JobFailure::Store(store),
@@ -1057,9 +1057,12 @@ async fn run_job(inner: &Arc<Inner>, job_no: u64) -> Result<(), JobFailure> {
         .filter(|g| g.context.is_security() || g.context == tailor_core::Context::AddressBook)
         .count() as u64;
     let replicated = inner.store.replication().is_some();
-    if replicated {
-        writing = None;
-    }
+    let writing = if replicated {
+        drop(writing);
+        None
+    } else {
+        Some(writing)
+    };
     // Applied in the store but not yet served here: its views say so until it is published.
     let publishing = Publishing::mark(inner, job_no, job.audience_no);
     let applied = inner
@@ -1099,9 +1102,10 @@ async fn run_job(inner: &Arc<Inner>, job_no: u64) -> Result<(), JobFailure> {
         }
         None => None,
     };
-    if writing.is_none() {
-        writing = Some(inner.writer.lock().await);
-    }
+    let writing = match writing {
+        Some(held) => held,
+        None => inner.writer.lock().await,
+    };
     // Staged in chunks, published at once, settled in chunks: answers see the old set or the
     // new one, and wait for one chunk at most.
     {

@@ -311,18 +311,25 @@ impl Inner {
 /// Applies the feed while the engine lives: on each announcement, when a reader asks, and
 /// every [`POLL`].
 pub(crate) async fn follower(inner: Weak<Inner>, wake: Arc<tokio::sync::Notify>) {
-    let Some(mut announced) = inner
+    let Some(announced) = inner
         .upgrade()
         .and_then(|inner| inner.store.replication().map(|feed| feed.subscribe()))
     else {
         return;
     };
+    // `None` once announcements stop: polling alone still follows.
+    let mut announced = Some(announced);
     loop {
+        let heard = async {
+            match announced.as_mut() {
+                Some(receiver) => receiver.changed().await.is_ok(),
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
-            changed = announced.changed() => {
-                if changed.is_err() {
-                    // No more announcements: polling alone still follows.
-                    announced = tokio::sync::watch::Sender::new(0).subscribe();
+            heard = heard => {
+                if !heard {
+                    announced = None;
                 }
             }
             () = wake.notified() => {}

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::server::{SERVING, Served, fixed_tokens};
+use crate::server::{Served, fixed_tokens};
 use crate::support::{Scratch, arg, tailor};
 
 /// Two accounts eligible by their profile email (US, opt-out), one reachable only through an
@@ -194,14 +194,7 @@ fn the_readme_walk_through() {
         ("w-ben", json!([audience_id])),
         ("w-cyd", json!([])),
     ] {
-        let reply = server.call(
-            "GET",
-            &format!("/v1/serving/accounts/{account}/audiences"),
-            Some(SERVING),
-            b"",
-        );
-        assert_eq!(reply.status, 200, "{}", reply.text());
-        assert_eq!(reply.json(), json!({"audiences": expected}), "{account}");
+        assert_eq!(server.audiences(account), expected, "{account}");
     }
     let doc = server.call("GET", "/v1/openapi.json", None, b"");
     assert_eq!(doc.status, 200);

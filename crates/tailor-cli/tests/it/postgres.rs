@@ -7,11 +7,13 @@
 //! `tailor-postgres` tests do (the same helper): skipped with a loud line when none answers,
 //! failed under `CI=true`.
 
+use std::path::Path;
+
 use serde_json::{Value, json};
 use tailor_postgres::testing::{Databases, Server};
 
-use crate::server::{SERVING, Served, fixed_tokens};
-use crate::support::{Scratch, arg, tailor};
+use crate::server::{Served, fixed_tokens};
+use crate::support::{Scratch, arg, runtime, tailor};
 
 /// Two accounts eligible by their profile email (US, opt-out), one reachable only through an
 /// MFA phone. Synthetic.
@@ -36,25 +38,50 @@ const RELEASE: &[&str] = &[
     "1000",
 ];
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 /// Asks the serving API for each account's audiences and compares.
 fn assert_served(server: &Served, expected: &[(&str, Value)]) {
     for (account, audiences) in expected {
-        let reply = server.call(
-            "GET",
-            &format!("/v1/serving/accounts/{account}/audiences"),
-            Some(SERVING),
-            b"",
-        );
-        assert_eq!(reply.status, 200, "{}", reply.text());
-        assert_eq!(reply.json(), json!({ "audiences": audiences }), "{account}");
+        assert_eq!(server.audiences(account), *audiences, "{account}");
     }
+}
+
+/// `tailor accounts import` of `accounts` into the database at `url` (the keys go to `data`),
+/// then `tailor advertisers create`: the import's summary and the advertiser's API key.
+pub(crate) fn import_and_create_advertiser(
+    data: &Path,
+    url: &str,
+    accounts: &Path,
+) -> (Value, String) {
+    let import = tailor(
+        [
+            "accounts",
+            "import",
+            "--data-dir",
+            arg(data),
+            "--database-url",
+            url,
+            arg(accounts),
+        ],
+        b"",
+    );
+    import.assert_success();
+    let summary: Value = serde_json::from_str(&import.stdout).unwrap();
+    let created = tailor(
+        [
+            "advertisers",
+            "create",
+            "--data-dir",
+            arg(data),
+            "--database-url",
+            url,
+            "--name",
+            "Acme",
+        ],
+        b"",
+    );
+    created.assert_success();
+    let created: Value = serde_json::from_str(created.stdout.trim()).unwrap();
+    (summary, created["api_key"].as_str().unwrap().to_owned())
 }
 
 #[test]
@@ -70,37 +97,8 @@ fn serve_on_postgres_keeps_its_state_across_a_restart() {
     let accounts = dir.write("accounts.ndjson", ACCOUNTS);
 
     // The operator commands write into the database; the data directory gets the keys.
-    let import = tailor(
-        [
-            "accounts",
-            "import",
-            "--data-dir",
-            arg(&data),
-            "--database-url",
-            &url,
-            arg(&accounts),
-        ],
-        b"",
-    );
-    import.assert_success();
-    let summary: Value = serde_json::from_str(&import.stdout).unwrap();
+    let (summary, key) = import_and_create_advertiser(&data, &url, &accounts);
     assert_eq!(summary["accounts"], 3, "{summary:#}");
-    let created = tailor(
-        [
-            "advertisers",
-            "create",
-            "--data-dir",
-            arg(&data),
-            "--database-url",
-            &url,
-            "--name",
-            "Acme",
-        ],
-        b"",
-    );
-    created.assert_success();
-    let created: Value = serde_json::from_str(created.stdout.trim()).unwrap();
-    let key = created["api_key"].as_str().unwrap().to_owned();
 
     let mut extra = vec!["--database-url", url.as_str()];
     extra.extend_from_slice(RELEASE);

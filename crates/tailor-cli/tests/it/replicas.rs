@@ -15,8 +15,9 @@ use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 
-use crate::server::{SERVING, Served, fixed_tokens};
-use crate::support::{Scratch, arg, tailor};
+use crate::postgres::import_and_create_advertiser;
+use crate::server::{Served, fixed_tokens};
+use crate::support::{Scratch, arg, runtime, tailor};
 use tailor_postgres::testing::{Databases, Server};
 
 const MARKETING: &str = "marketing.advertising.third_party.targeted";
@@ -33,13 +34,6 @@ const SETTINGS: &[&str] = &[
     "--job-lease-seconds",
     "2",
 ];
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 fn id(n: usize) -> String {
     format!("rep-{n:04}")
@@ -82,37 +76,8 @@ fn prepared(
 ) -> (String, String, String) {
     let name = runtime.block_on(databases.create());
     let url = pg.url(&name);
-    let data = dir.path("data");
     let file = dir.write("accounts.ndjson", accounts(n));
-    tailor(
-        [
-            "accounts",
-            "import",
-            "--data-dir",
-            arg(&data),
-            "--database-url",
-            &url,
-            arg(&file),
-        ],
-        b"",
-    )
-    .assert_success();
-    let created = tailor(
-        [
-            "advertisers",
-            "create",
-            "--data-dir",
-            arg(&data),
-            "--database-url",
-            &url,
-            "--name",
-            "Acme",
-        ],
-        b"",
-    );
-    created.assert_success();
-    let created: Value = serde_json::from_str(created.stdout.trim()).unwrap();
-    let key = created["api_key"].as_str().unwrap().to_owned();
+    let (_, key) = import_and_create_advertiser(&dir.path("data"), &url, &file);
     (name, url, key)
 }
 
@@ -127,24 +92,13 @@ fn start(dir: &Scratch, url: &str, name: &str) -> Served {
     )
 }
 
-fn served(server: &Served, account: &str) -> Value {
-    let reply = server.call(
-        "GET",
-        &format!("/v1/serving/accounts/{account}/audiences"),
-        Some(SERVING),
-        b"",
-    );
-    assert_eq!(reply.status, 200, "{}", reply.text());
-    reply.json()["audiences"].clone()
-}
-
 /// Waits (bounded) until `server` serves `account` with `expected`: a new audience's first
 /// members are served on the other replicas once its first size is released there, a moment
 /// after the job reads `succeeded`.
 fn served_soon(server: &Served, account: &str, expected: &Value) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        let now = served(server, account);
+        let now = server.audiences(account);
         if now == *expected {
             return;
         }
@@ -184,7 +138,7 @@ fn two_replicas_answer_every_write_the_other_acknowledged() {
     assert_eq!(one.wait_for_job(&key, &job)["state"], "succeeded");
     for i in 0..16 {
         served_soon(&two, &id(i), &json!([audience]));
-        assert_eq!(served(&one, &id(i)), json!([audience]), "{}", id(i));
+        assert_eq!(one.audiences(&id(i)), json!([audience]), "{}", id(i));
     }
 
     // A withdrawal through either replica is out of the other's answers by the time the
@@ -197,13 +151,13 @@ fn two_replicas_answer_every_write_the_other_acknowledged() {
         };
         withdraw(writer, &id(i));
         assert_eq!(
-            served(reader, &id(i)),
+            reader.audiences(&id(i)),
             json!([]),
             "{} on the other replica",
             id(i)
         );
         assert_eq!(
-            served(writer, &id(i)),
+            writer.audiences(&id(i)),
             json!([]),
             "{} on its own replica",
             id(i)
@@ -213,7 +167,7 @@ fn two_replicas_answer_every_write_the_other_acknowledged() {
     // An erasure through two: one no longer serves the account.
     let erased = two.admin("DELETE", &format!("/v1/admin/accounts/{}", id(6)), b"");
     assert_eq!(erased.status, 200, "{}", erased.text());
-    assert_eq!(served(&one, &id(6)), json!([]));
+    assert_eq!(one.audiences(&id(6)), json!([]));
 
     // A replace through two: one answers with the new set as soon as two reports the job
     // done (the audience keeps its decision until a size of its new question is released).
@@ -221,7 +175,7 @@ fn two_replicas_answer_every_write_the_other_acknowledged() {
     assert_eq!(two.wait_for_job(&key, &job)["state"], "succeeded");
     for i in 7..16 {
         let expected = if i < 12 { json!([audience]) } else { json!([]) };
-        assert_eq!(served(&one, &id(i)), expected, "{}", id(i));
+        assert_eq!(one.audiences(&id(i)), expected, "{}", id(i));
     }
 
     // Jobs of one audience made through both replicas at once apply in the order they were
@@ -237,8 +191,8 @@ fn two_replicas_answer_every_write_the_other_acknowledged() {
         } else {
             json!([])
         };
-        assert_eq!(served(&one, &id(i)), expected, "{}", id(i));
-        assert_eq!(served(&two, &id(i)), expected, "{}", id(i));
+        assert_eq!(one.audiences(&id(i)), expected, "{}", id(i));
+        assert_eq!(two.audiences(&id(i)), expected, "{}", id(i));
     }
 
     // A policy put in force through one (consent required everywhere): two applies it
@@ -252,7 +206,7 @@ fn two_replicas_answer_every_write_the_other_acknowledged() {
     assert_eq!(reply.status, 200, "{}", reply.text());
     for i in 7..12 {
         assert_eq!(
-            served(&two, &id(i)),
+            two.audiences(&id(i)),
             json!([]),
             "{} under the new policy",
             id(i)
@@ -354,7 +308,7 @@ fn a_replica_killed_mid_job_leaves_the_old_members_or_the_new_and_the_other_fini
         assert_eq!(members(&runtime, &client), after, "round {round}");
         for i in [range.start, range.end - 1] {
             assert_eq!(
-                served(&survivor, &id(i)),
+                survivor.audiences(&id(i)),
                 json!([audience]),
                 "round {round}"
             );

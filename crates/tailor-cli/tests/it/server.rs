@@ -123,6 +123,14 @@ impl Served {
         request_typed(&self.addr, method, path, token, Some(content_type), body)
     }
 
+    /// The serving lookup: the audiences an account is served with (a JSON array).
+    pub(crate) fn audiences(&self, account: &str) -> serde_json::Value {
+        let path = format!("/v1/serving/accounts/{account}/audiences");
+        let reply = self.call("GET", &path, Some(SERVING), b"");
+        assert_eq!(reply.status, 200, "{account}: {}", reply.text());
+        reply.json()["audiences"].clone()
+    }
+
     pub(crate) fn admin(&self, method: &str, path: &str, body: &[u8]) -> Response {
         self.call(method, path, Some(ADMIN), body)
     }

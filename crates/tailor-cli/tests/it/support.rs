@@ -8,6 +8,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tailor_core::Sha256Digest;
 
+/// A runtime for the async helpers a test calls (the PostgreSQL test server's).
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 /// A directory under the system's temporary directory, removed when dropped.
 #[derive(Debug)]
 pub(crate) struct Scratch {

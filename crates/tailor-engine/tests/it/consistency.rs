@@ -6,9 +6,9 @@
 
 use proptest::prelude::*;
 use tailor_core::Policy;
-use tailor_engine::{Engine, Limits, build_index};
+use tailor_engine::{Engine, build_index};
 
-use crate::support::{Backend, TestClock, consent, contact, engine, key, line};
+use crate::support::{Backend, TestClock, consent, contact, engine, line};
 
 const START: i64 = 1_800_000_000;
 
@@ -154,15 +154,7 @@ async fn run_replicas(backend: Backend, ops: Vec<(bool, Op)>) {
         let (writer, reader) = if through { (0, 1) } else { (1, 0) };
         if let Op::Restart = op {
             let policy = (*engines[writer].policy()).clone();
-            engines[writer] = Engine::open(
-                dir.store().await,
-                key(),
-                policy,
-                clock.clone(),
-                Limits::default(),
-            )
-            .await
-            .unwrap();
+            engines[writer] = engine(&dir, clock.clone(), policy).await;
         } else {
             apply(&engines[writer], &clock, &mut now, &op).await;
         }
@@ -191,15 +183,7 @@ async fn run(backend: Backend, ops: Vec<Op>) {
             let policy = (*engine.policy()).clone();
             let before = engine.index_entries();
             drop(engine);
-            engine = Engine::open(
-                dir.store().await,
-                key(),
-                policy,
-                clock.clone(),
-                Limits::default(),
-            )
-            .await
-            .unwrap();
+            engine = self::engine(&dir, clock.clone(), policy).await;
             assert_eq!(engine.index_entries(), before, "restart changed the index");
         } else {
             apply(&engine, &clock, &mut now, &op).await;

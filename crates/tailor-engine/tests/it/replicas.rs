@@ -82,26 +82,18 @@ async fn a_withdrawal_while_a_job_is_applied_ends_the_grant_it_took_away() {
         budget: Epsilon::from_micros(1_000_000_000),
         ..ReleaseConfig::dangerous_noise_free(1)
     };
-    let one = Engine::open_with(
-        gated,
-        key(),
-        Policy::shipped(),
-        clock.clone(),
-        Limits::default(),
-        release,
-    )
-    .await
-    .unwrap();
-    let two = Engine::open_with(
-        dir.store().await,
-        key(),
-        Policy::shipped(),
-        clock.clone(),
-        Limits::default(),
-        release,
-    )
-    .await
-    .unwrap();
+    let open = |store: Arc<dyn Store>| {
+        Engine::open_with(
+            store,
+            key(),
+            Policy::shipped(),
+            clock.clone(),
+            Limits::default(),
+            release,
+        )
+    };
+    let one = open(gated).await.unwrap();
+    let two = open(dir.store().await).await.unwrap();
     let people = ["r-ana", "r-ben", "r-cyd"];
     let lines: Vec<String> = people
         .iter()

@@ -251,6 +251,20 @@ fn membership(audience: &Audience, g: &Grant, job: &Job, now: i64) -> Membership
     }
 }
 
+/// A job of `op` on `audience` with nothing staged, applied at once with `grants`.
+async fn applied_job<S: Store>(
+    store: &S,
+    check: &str,
+    name: &str,
+    audience: &Audience,
+    op: JobOp,
+    grants: Vec<Grant>,
+    now: i64,
+) -> Applied {
+    let job = upload(store, check, name, audience, op, Vec::new(), now).await;
+    apply(store, check, &job, grants, Vec::new(), now).await
+}
+
 pub(super) async fn apply<S: Store>(
     store: &S,
     check: &str,
@@ -2066,19 +2080,10 @@ async fn membership_scan<S: Store>(store: S) {
     let mut expected = Vec::new();
     for (i, size) in [(0u32, 1_500u32), (1, 1), (2, 700)] {
         let aud = audience(&store, CHECK, a.no, &format!("aud-{i}"), 540, T0).await;
-        let job = upload(
-            &store,
-            CHECK,
-            &format!("job-{i}"),
-            &aud,
-            JobOp::Add,
-            Vec::new(),
-            T0,
-        )
-        .await;
         let grants: Vec<Grant> = (0..size).map(|n| grant(n * 3 + i, u64::from(n))).collect();
+        let name = format!("job-{i}");
         expected.extend(
-            apply(&store, CHECK, &job, grants, Vec::new(), T0)
+            applied_job(&store, CHECK, &name, &aud, JobOp::Add, grants, T0)
                 .await
                 .granted,
         );
@@ -2117,12 +2122,10 @@ async fn history_scan<S: Store>(store: S) {
     let y = audience(&store, CHECK, a.no, "y", 540, T0).await;
     // Day 0: x gets 1..=5; day 1: y gets 4..=8; day 2: 2 and 5 leave x; day 3: x takes 2
     // back and `replace` on y keeps only 8.
-    let j0 = upload(&store, CHECK, "j0", &x, JobOp::Add, Vec::new(), T0).await;
     let g0: Vec<Grant> = (1..=5).map(|n| grant(n, u64::from(n))).collect();
-    apply(&store, CHECK, &j0, g0, Vec::new(), T0).await;
-    let j1 = upload(&store, CHECK, "j1", &y, JobOp::Add, Vec::new(), T0 + DAY).await;
+    applied_job(&store, CHECK, "j0", &x, JobOp::Add, g0, T0).await;
     let g1: Vec<Grant> = (4..=8).map(|n| grant(n, u64::from(n) + 1)).collect();
-    apply(&store, CHECK, &j1, g1, Vec::new(), T0 + DAY).await;
+    applied_job(&store, CHECK, "j1", &y, JobOp::Add, g1, T0 + DAY).await;
     ok(
         CHECK,
         "revoke",
@@ -2134,41 +2137,23 @@ async fn history_scan<S: Store>(store: S) {
             )
             .await,
     );
-    let j2 = upload(
+    applied_job(
         &store,
         CHECK,
         "j2",
         &x,
         JobOp::Add,
-        Vec::new(),
-        T0 + 3 * DAY,
-    )
-    .await;
-    apply(
-        &store,
-        CHECK,
-        &j2,
         vec![grant(2, 9)],
-        Vec::new(),
         T0 + 3 * DAY,
     )
     .await;
-    let j3 = upload(
+    applied_job(
         &store,
         CHECK,
         "j3",
         &y,
         JobOp::Replace,
-        Vec::new(),
-        T0 + 3 * DAY,
-    )
-    .await;
-    apply(
-        &store,
-        CHECK,
-        &j3,
         vec![grant(8, 4)],
-        Vec::new(),
         T0 + 3 * DAY,
     )
     .await;
